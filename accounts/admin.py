@@ -1,0 +1,68 @@
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from accounts.models import Organization, User
+from studio.audit import audit_record
+
+
+class MemberInline(admin.TabularInline):
+    model = User
+    fields = ["email", "name", "role", "status", "created_at"]
+    readonly_fields = ["email", "created_at"]
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+
+def _set_status(modeladmin, request, queryset, status: str) -> None:
+    for organization in queryset.exclude(status=status):
+        organization.status = status
+        organization.save(update_fields=["status"])
+        audit_record(
+            actor=request.user,
+            organization_id=organization.pk,
+            operation="update",
+            instance=organization,
+            changes={"status": status},
+        )
+    messages.success(request, f"Set {queryset.count()} organization(s) to {status}.")
+
+
+@admin.action(description="Suspend selected organizations")
+def suspend(modeladmin, request, queryset):
+    _set_status(modeladmin, request, queryset, Organization.Status.SUSPENDED)
+
+
+@admin.action(description="Activate selected organizations")
+def activate(modeladmin, request, queryset):
+    _set_status(modeladmin, request, queryset, Organization.Status.ACTIVE)
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "plan_tier", "status", "created_at"]
+    list_filter = ["status", "plan_tier"]
+    search_fields = ["name", "slug"]
+    readonly_fields = ["id", "created_at"]
+    inlines = [MemberInline]
+    actions = [suspend, activate]
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "name", "organization", "role", "status", "is_staff", "created_at"]
+    list_filter = ["role", "status", "is_staff"]
+    list_select_related = ["organization"]
+    search_fields = ["email", "name", "organization__name"]
+    readonly_fields = ["id", "created_at", "last_login"]
+    fieldsets = [
+        (None, {"fields": ["id", "email", "password"]}),
+        ("Profile", {"fields": ["name", "organization", "role", "status", "preferences"]}),
+        ("Operator access", {"fields": ["is_staff", "is_superuser", "groups", "user_permissions"]}),
+        ("Dates", {"fields": ["last_login", "created_at"]}),
+    ]
+    add_fieldsets = [
+        (None, {"classes": ["wide"], "fields": ["email", "organization", "role", "password1", "password2"]})
+    ]
+    filter_horizontal = ["groups", "user_permissions"]

@@ -1,0 +1,67 @@
+"""Plain data at the boundary of the agent runtime (no Django here)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A saved agent as the runtime sees it. `config` is the validated version-1 config with every
+    default filled in (see agents.config); `tools` are the resolved tool agents of a react agent."""
+
+    agent_id: str
+    name: str
+    description: str
+    config: Mapping[str, Any]
+    tools: tuple[AgentSpec, ...] = ()
+    # Set by orchestration patterns: role instructions appended to the system prompt and extra
+    # structured output fields (e.g. the router's `route_to` enum), so decisions are parsed.
+    role_instructions: str = ""
+    extra_outputs: tuple[Mapping[str, Any], ...] = ()
+
+    def with_role(self, instructions: str, extra_outputs: Sequence[Mapping[str, Any]] = ()) -> AgentSpec:
+        return replace(self, role_instructions=instructions, extra_outputs=tuple(extra_outputs))
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    output: Mapping[str, Any]
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    execution_time_ms: float = 0.0
+    span_id: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)  # e.g. chain-of-thought reasoning
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class AgentError(Exception):
+    """An agent execution that failed for a reason the API reports with `code` and `status`."""
+
+    def __init__(
+        self, code: str, message: str, *, status: int = 400, fields: Mapping[str, Any] | None = None
+    ):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.fields = dict(fields or {})
+
+
+class CircuitBreaker(Protocol):
+    """Per-agent breaker: opens after N consecutive failures, half-opens after a cool-down."""
+
+    async def allow(self, agent_id: str) -> bool: ...
+
+    async def record(self, agent_id: str, *, success: bool) -> None: ...
+
+
+# How orchestration patterns run one agent: (spec, inputs, parent_span_id) -> result.
+RunAgent = Callable[[AgentSpec, Mapping[str, Any], str | None], Awaitable[AgentResult]]

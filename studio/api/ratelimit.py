@@ -1,0 +1,37 @@
+"""Fixed-window counters in the cache, incremented atomically (shared across processes via Redis)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    count: int
+    retry_after: int  # seconds until the window resets
+
+
+def _window(key: str, window_s: int) -> tuple[str, int]:
+    now = int(time.time())
+    start = now - now % window_s
+    return f"rl:{key}:{start}", start + window_s - now
+
+
+def window_hit(key: str, *, window_s: int) -> WindowCount:
+    """Counts one event in the current window and returns the new count (atomic `incr`)."""
+    bucket, retry_after = _window(key, window_s)
+    cache.add(bucket, 0, timeout=window_s + 1)
+    try:
+        count = cache.incr(bucket)
+    except ValueError:  # the bucket expired between add and incr
+        cache.add(bucket, 1, timeout=window_s + 1)
+        count = 1
+    return WindowCount(count=count, retry_after=max(1, retry_after))
+
+
+def window_peek(key: str, *, window_s: int) -> WindowCount:
+    bucket, retry_after = _window(key, window_s)
+    return WindowCount(count=int(cache.get(bucket, 0)), retry_after=max(1, retry_after))

@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from studio import views
+
+api_patterns = [
+    path("", include("accounts.api.urls")),
+    path("", include("observability.api.urls")),
+    path("health", views.health, name="health"),
+    path("health/live", views.liveness, name="liveness"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("api/", include(api_patterns)),
+    path("admin/", admin.site.urls),
+    path("metrics", views.metrics, name="metrics"),
+]
+
+handler404 = "studio.api.errors.not_found_view"
+handler500 = "studio.api.errors.server_error_view"

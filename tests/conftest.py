@@ -1,0 +1,106 @@
+"""Shared fixtures: users of every role, authenticated API clients, isolated cache."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.services import tokens_for
+from tests.accounts.factories import make_organization, make_user
+
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(request, settings):
+    """A fresh cache namespace per test (counters never leak between tests or xdist workers) and
+    a fast password hasher except where argon2 itself is under test."""
+    default = settings.CACHES["default"]
+    settings.CACHES = {"default": {**default, "KEY_PREFIX": f"t{uuid.uuid4().hex[:12]}"}}
+    if "argon2" not in request.keywords:
+        settings.PASSWORD_HASHERS = FAST_HASHERS
+
+
+@pytest.fixture
+def organization(db):
+    return make_organization()
+
+
+@pytest.fixture
+def owner(organization):
+    return make_user(organization, role="owner")
+
+
+@pytest.fixture
+def admin_user(organization):
+    return make_user(organization, role="admin")
+
+
+@pytest.fixture
+def member(organization):
+    return make_user(organization, role="member")
+
+
+@pytest.fixture
+def viewer(organization):
+    return make_user(organization, role="viewer")
+
+
+@pytest.fixture
+def user(member):
+    return member
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_for(user)['access']}")
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def auth_client(user):
+    return client_for(user)
+
+
+@pytest.fixture
+def owner_client(owner):
+    return client_for(owner)
+
+
+@pytest.fixture
+def admin_client_(admin_user):
+    return client_for(admin_user)
+
+
+@pytest.fixture
+def viewer_client(viewer):
+    return client_for(viewer)
+
+
+@pytest.fixture
+def other_org_owner(db):
+    return make_user(make_organization(name="Other Org"), role="owner")
+
+
+@pytest.fixture
+def other_client(other_org_owner):
+    return client_for(other_org_owner)
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup, django_db_blocker):
+    """A real daphne process serving the app on the test database (use with `transactional_db`)."""
+    from tests.live import DaphneServer
+
+    with django_db_blocker.unblock():
+        server = DaphneServer(extra_env={"STUDIO_ALLOW_PRIVATE_PROVIDER_URLS": "1"})
+    yield server
+    server.stop()
