@@ -1,0 +1,298 @@
+"""The shared base of the orchestration patterns (plain async Python: no Django, DRF or Channels).
+
+A pattern module declares a `Pattern`: its metadata for GET /api/patterns, its config options and
+an `execute(run)` coroutine that returns the output. `PatternRun` is what every pattern builds on:
+step spans, agent calls (one, or several concurrently), `pattern.step` events, the totals of
+tokens and cost, the cost cap and the `on_agent_error` policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from agents.runtime.types import AgentError, AgentResult, AgentSpec, RunAgent
+from orchestrations.patterns.options import Errors, Option
+from providers.llm.types import Recorder
+
+Output = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PatternContext:
+    """What a pattern runs with: the agents in the orchestration's order, its config, the run's
+    inputs, how to run one agent, and where spans and events go."""
+
+    agents: tuple[AgentSpec, ...]
+    config: Mapping[str, Any]
+    inputs: Mapping[str, Any]
+    run_agent: RunAgent
+    recorder: Recorder
+    parent_span_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PatternResult:
+    output: Output
+    agents_executed: list[str]  # agent ids, in the order their calls started
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A pattern as the registry lists it. In `roles`, "..." repeats the role before it to fill the
+    agent count: router ("router", "specialist", "...") -> router, specialist, specialist."""
+
+    id: str
+    name: str
+    description: str
+    min_agents: int
+    max_agents: int
+    roles: tuple[str, ...]
+    execute: Callable[[PatternRun], Awaitable[Output]]
+    options: Mapping[str, Option] = field(default_factory=dict)
+    # Checks across options (and against the agent count) once each option is valid.
+    check: Callable[[Mapping[str, Any], int], Errors] | None = None
+
+    def roles_for(self, agent_count: int) -> list[str]:
+        """The role of each position when the orchestration has `agent_count` agents."""
+        gap = self.roles.index("...")
+        lead, tail = self.roles[:gap], self.roles[gap + 1 :]
+        return [*lead, *[lead[-1]] * (agent_count - len(lead) - len(tail)), *tail]
+
+    def describe(self) -> dict[str, Any]:
+        """The entry of GET /api/patterns."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "min_agents": self.min_agents,
+            "max_agents": self.max_agents,
+            "roles": list(self.roles),
+        }
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+    def add(self, result: AgentResult) -> None:
+        self.input_tokens += result.input_tokens
+        self.output_tokens += result.output_tokens
+        self.cost_usd += result.cost_usd
+
+
+@dataclass
+class Step:
+    """One step of a pattern: a `pattern` span, parent of the agent calls made within it."""
+
+    span_id: str
+    usage: Usage = field(default_factory=Usage)
+
+
+class PatternRun:
+    """One execution of a pattern: calls agents within step spans, keeps the totals and the agents
+    executed, enforces the cost cap and applies the `on_agent_error` policy."""
+
+    def __init__(self, pattern_id: str, ctx: PatternContext, config: Mapping[str, Any]):
+        self.pattern_id = pattern_id
+        self.ctx = ctx
+        self.config = config
+        self.agents = ctx.agents
+        self.inputs = ctx.inputs
+        self.names = unique_names(ctx.agents)
+        self.errors: dict[str, str] = {}
+        self._usage = Usage()
+        self._executed: list[str] = []
+        cap = config["max_total_cost_usd"]
+        self._cost_cap = None if cap is None else Decimal(str(cap))
+
+    @asynccontextmanager
+    async def step(self, name: str, **attributes: Any) -> AsyncIterator[Step]:
+        """Open a `pattern` span named `<pattern>.<name>` under the run's span for one step."""
+        recorder = self.ctx.recorder
+        span_id = await recorder.span_open(
+            kind="pattern", name=f"{self.pattern_id}.{name}", parent_id=self.ctx.parent_span_id,
+            attributes=attributes,
+        )
+        step = Step(span_id)
+        status, error = "failed", None
+        try:
+            yield step
+            status = "completed"
+        except asyncio.CancelledError:
+            status = "cancelled"
+            raise
+        except Exception as exc:
+            error = str(exc)
+            raise
+        finally:
+            await recorder.span_close(
+                span_id, status=status, error=error, input_tokens=step.usage.input_tokens,
+                output_tokens=step.usage.output_tokens, cost_usd=step.usage.cost_usd,
+            )
+
+    async def call(
+        self,
+        step: Step,
+        position: int,
+        inputs: Mapping[str, Any],
+        *,
+        instructions: str = "",
+        extra_outputs: Sequence[Mapping[str, Any]] = (),
+        essential: bool = False,
+    ) -> Output | None:
+        """Run the agent at `position` within `step` and return its output. A failure raises, unless
+        on_agent_error is `continue` and the call is not essential: then it goes to `errors`."""
+        self._check_cost()
+        spec = self.agents[position]
+        if instructions or extra_outputs:
+            spec = spec.with_role(instructions, undeclared_outputs(spec, extra_outputs))
+        self._executed.append(spec.agent_id)
+        try:
+            result = await self.ctx.run_agent(spec, inputs, step.span_id)
+        except Exception as exc:
+            if essential or self.config["on_agent_error"] == "fail":
+                raise
+            self.errors[self.names[position]] = getattr(exc, "message", None) or str(exc)
+            return None
+        self._usage.add(result)
+        step.usage.add(result)
+        self._check_cost()
+        return dict(result.output)
+
+    async def call_all(
+        self, calls: Iterable[Coroutine[Any, Any, Output | None]], *, limit: int | None = None
+    ) -> list[Output | None]:
+        """Await independent agent calls concurrently (at most `limit` at once). A failure that is
+        not tolerated cancels the calls still running and is raised; so is every call failing."""
+        calls = list(calls)
+        if limit:
+            slots = asyncio.Semaphore(limit)
+            calls = [_limited(slots, call) for call in calls]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(call) for call in calls]
+        except BaseExceptionGroup as failures:
+            raise _first_failure(failures) from None
+        outputs = [task.result() for task in tasks]
+        if outputs and all(output is None for output in outputs):
+            raise AgentError(
+                "all_agents_failed", "Every agent of this step failed.", status=502,
+                fields={"errors": dict(self.errors)},
+            )
+        return outputs
+
+    def by_name(self, positions: Iterable[int], outputs: Iterable[Output | None]) -> dict[str, Output]:
+        """Outputs keyed by agent name, leaving out the calls that failed."""
+        pairs = zip(positions, outputs, strict=True)
+        return {self.names[position]: output for position, output in pairs if output is not None}
+
+    def roster(self, positions: Iterable[int]) -> str:
+        """The agents at `positions` as a list of `- name: description` lines for role prompts."""
+        return "\n".join(
+            f"- {self.names[p]}: {self.agents[p].description or '(no description)'}" for p in positions
+        )
+
+    async def emit_step(self, step: str, **data: Any) -> None:
+        """Emit a `pattern.step` event saying what the pattern did or decided."""
+        await self.ctx.recorder.emit("pattern.step", data={"pattern": self.pattern_id, "step": step, **data})
+
+    def result(self, output: Output) -> PatternResult:
+        if self.errors:
+            output = {**output, "errors": dict(self.errors)}
+        return PatternResult(
+            output=output,
+            agents_executed=list(self._executed),
+            input_tokens=self._usage.input_tokens,
+            output_tokens=self._usage.output_tokens,
+            cost_usd=self._usage.cost_usd,
+        )
+
+    def _check_cost(self) -> None:
+        if self._cost_cap is not None and self._usage.cost_usd > self._cost_cap:
+            raise AgentError(
+                "cost_limit_exceeded",
+                f"The orchestration spent ${self._usage.cost_usd}, over its limit of ${self._cost_cap}.",
+                status=402,
+            )
+
+
+async def _limited(slots: asyncio.Semaphore, call: Coroutine[Any, Any, Output | None]) -> Output | None:
+    try:
+        async with slots:
+            return await call
+    finally:
+        call.close()  # a call cancelled while waiting for a slot never started: no "never awaited"
+
+
+def _first_failure(failures: BaseExceptionGroup) -> BaseException:
+    first = failures.exceptions[0]
+    return _first_failure(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+def unique_names(agents: Sequence[AgentSpec]) -> tuple[str, ...]:
+    """Agent names made unique by position ("Writer", "Writer (2)"), to key outputs by name."""
+    names: list[str] = []
+    for spec in agents:
+        name, n = spec.name, 1
+        while name in names:
+            n += 1
+            name = f"{spec.name} ({n})"
+        names.append(name)
+    return tuple(names)
+
+
+def input_fields(spec: AgentSpec) -> list[Mapping[str, Any]]:
+    return list(spec.config.get("signature", {}).get("inputs", ()))
+
+
+def output_fields(spec: AgentSpec) -> list[Mapping[str, Any]]:
+    return list(spec.config.get("signature", {}).get("outputs", ()))
+
+
+def undeclared_outputs(spec: AgentSpec, extra: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The extra output fields the agent's signature does not already declare."""
+    declared = {f["name"] for f in output_fields(spec)}
+    return [f for f in extra if f["name"] not in declared]
+
+
+def inputs_from(spec: AgentSpec, upstream: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs for `spec` from an upstream dict: its fields by name, else the whole upstream in its
+    first input."""
+    fields = input_fields(spec)
+    if not fields:
+        return dict(upstream)
+    matched = {f["name"]: upstream[f["name"]] for f in fields if f["name"] in upstream}
+    return matched or inputs_with_brief(spec, upstream, {})
+
+
+def inputs_with_brief(spec: AgentSpec, brief: Any, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs for `spec` with `brief` (what this step gives it to work on) in its first input and its
+    other inputs by name from `context`."""
+    fields = input_fields(spec)
+    if not fields:
+        return {"input": brief}
+    first, rest = fields[0], fields[1:]
+    value = brief if first.get("type") in ("object", "array") else as_text(brief)
+    return {first["name"]: value} | {f["name"]: context[f["name"]] for f in rest if f["name"] in context}
+
+
+def as_text(value: Any) -> str:
+    """A value as prompt text: strings as they are, a one-field text output as its text, else JSON."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        (only,) = value.values()
+        if isinstance(only, str):
+            return only
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)

@@ -1,0 +1,35 @@
+"""Validation of a pattern's config: every key checked, defaults filled (plain Python, no Django).
+
+Every pattern takes `timeout_s` [300], `on_agent_error` fail|continue [fail] and
+`max_total_cost_usd` [none]; the keys of each pattern are its module's `PATTERN.options`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agents.config import ConfigError
+from orchestrations.patterns.options import COMMON_OPTIONS, Errors, error, parse_options
+from orchestrations.patterns.registry import PATTERNS
+
+
+def validate_pattern_config(pattern_id: str, data: Mapping[str, Any] | None, *, agent_count: int) -> dict:
+    """The pattern's config with every default filled in; raises ConfigError listing every problem
+    (unknown pattern, agent count out of bounds, unknown keys, wrong types or bounds) with its path."""
+    pattern = PATTERNS.get(pattern_id)
+    if pattern is None:
+        known = ", ".join(PATTERNS)
+        raise ConfigError([error("pattern", f"unknown pattern {pattern_id!r}; one of: {known}")])
+    errors: Errors = []
+    if not pattern.min_agents <= agent_count <= pattern.max_agents:
+        bounds = f"{pattern.min_agents} to {pattern.max_agents}"
+        errors.append(error("agent_ids", f"{pattern.id} takes {bounds} agents, got {agent_count}"))
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError([*errors, error("(root)", "must be a mapping of option names to values")])
+    config = parse_options({**COMMON_OPTIONS, **pattern.options}, data or {}, "", errors)
+    if not errors and pattern.check:
+        errors += pattern.check(config, agent_count)
+    if errors:
+        raise ConfigError(errors)
+    return config

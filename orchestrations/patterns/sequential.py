@@ -1,0 +1,109 @@
+"""Sequential: the agents work in order, each on the previous agent's output.
+
+The first agent gets the orchestration input. By default an agent's inputs come from the previous
+output by matching field names, else that output (as text, or JSON) goes into its first input.
+`mapping` makes this explicit: a list aligned with the agents, each entry null (the default rule)
+or `{target_input: source}`, where source is a field of the previous output or `input.<name>` a
+field of the orchestration input. An explicit entry gives the agent exactly the inputs it names:
+
+    mapping: [null, {draft: text, audience: input.audience}]
+
+With on_agent_error=continue a failed agent is skipped: the next one gets the last output there was.
+
+Output: {"output": the last agent's output, "steps": [{"agent": name, "output": ...}, ...]}
+Events: pattern.step {"step": "step", "position": n, "agent": name} as each agent starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agents.runtime.types import AgentError
+from orchestrations.patterns.base import Output, Pattern, PatternRun, inputs_from
+from orchestrations.patterns.options import FIELD_NAME, Errors, error
+
+INPUT_PREFIX = "input."
+
+
+async def execute(run: PatternRun) -> Output:
+    mapping = run.config["mapping"] or []
+    previous: Mapping[str, Any] = run.inputs
+    steps = []
+    for position, spec in enumerate(run.agents):
+        explicit = mapping[position] if position < len(mapping) else None
+        inputs = _mapped_inputs(explicit, previous, run.inputs) if explicit else inputs_from(spec, previous)
+        await run.emit_step("step", position=position + 1, agent=run.names[position])
+        async with run.step("step", position=position + 1) as step:
+            output = await run.call(step, position, inputs)
+        if output is not None:
+            steps.append({"agent": run.names[position], "output": output})
+            previous = output
+    if not steps:
+        raise AgentError("all_agents_failed", "Every agent of the sequence failed.", status=502)
+    return {"output": steps[-1]["output"], "steps": steps}
+
+
+def _mapped_inputs(
+    mapping: Mapping[str, str], previous: Mapping[str, Any], inputs: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {target: _source_value(source, previous, inputs) for target, source in mapping.items()}
+
+
+def _source_value(source: str, previous: Mapping[str, Any], inputs: Mapping[str, Any]) -> Any:
+    if source.startswith(INPUT_PREFIX):
+        scope, name, where = inputs, source.removeprefix(INPUT_PREFIX), "the orchestration input"
+    else:
+        scope, name, where = previous, source, "the previous output"
+    if name not in scope:
+        message = f"The mapping source {source!r} is not a field of {where}."
+        raise AgentError("invalid_mapping", message, status=400, fields={"mapping": source})
+    return scope[name]
+
+
+@dataclass(frozen=True)
+class InputMapping:
+    """The `mapping` option: a list of null or `{target_input: source}` entries, one per agent."""
+
+    default: None = None
+
+    def parse(self, value: Any, path: str, errors: Errors) -> Any:
+        if not isinstance(value, list):
+            errors.append(error(path, "must be a list, one entry per agent: null or {target_input: source}"))
+            return None
+        return [self._entry(entry, f"{path}[{i}]", errors) for i, entry in enumerate(value)]
+
+    def _entry(self, entry: Any, path: str, errors: Errors) -> dict[str, str] | None:
+        if entry is None:
+            return None
+        if not isinstance(entry, Mapping) or not entry:
+            errors.append(error(path, "must be null or a non-empty mapping of target input to source"))
+            return None
+        for target, source in entry.items():
+            if not (isinstance(target, str) and FIELD_NAME.fullmatch(target)):
+                errors.append(error(f"{path}.{target}", "the target must be an input field name"))
+            if not (isinstance(source, str) and FIELD_NAME.fullmatch(source.removeprefix(INPUT_PREFIX))):
+                message = f"must be an output field name or input.<field>, got {source!r}"
+                errors.append(error(f"{path}.{target}", message))
+        return dict(entry)
+
+
+def _check(config: Mapping[str, Any], agent_count: int) -> Errors:
+    mapping = config["mapping"] or []
+    if len(mapping) > agent_count:
+        return [error("mapping", f"has {len(mapping)} entries, more than the {agent_count} agents")]
+    return []
+
+
+PATTERN = Pattern(
+    id="sequential",
+    name="Sequential",
+    description="The agents work in order, each on the previous agent's output.",
+    min_agents=2,
+    max_agents=10,
+    roles=("step", "..."),
+    execute=execute,
+    options={"mapping": InputMapping()},
+    check=_check,
+)
