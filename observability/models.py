@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from studio.ids import PrefixedIdField
+
+
+def trace_id_default() -> str:
+    return uuid.uuid4().hex
 
 
 class AuditLog(models.Model):
@@ -33,3 +41,124 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation_type} {self.model_name} {self.record_id}"
+
+
+class Run(models.Model):
+    """One execution (an agent test, an orchestration, a deployment call): the ledger's unit.
+
+    The agent/orchestration/deployment references are plain ids, not foreign keys: the ledger (and
+    usage computed from it) outlives the things it measured."""
+
+    class Kind(models.TextChoices):
+        AGENT_TEST = "agent_test"
+        ORCHESTRATION = "orchestration"
+        DEPLOYMENT = "deployment"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    id = PrefixedIdField("run")
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    agent_id = models.CharField(max_length=40, blank=True, db_index=True)
+    orchestration_id = models.CharField(max_length=40, blank=True, db_index=True)
+    deployment_id = models.CharField(max_length=40, blank=True, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)  # {"code", "message"}
+    trace_id = models.CharField(max_length=32, default=trace_id_default, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    execution_time_ms = models.PositiveIntegerField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["organization", "agent_id", "-created_at"]),
+            models.Index(fields=["organization", "status"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.kind}, {self.status})"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class Span(models.Model):
+    """A timed step of a run: the run itself, a pattern step, an agent, an LLM call or a tool call."""
+
+    class Kind(models.TextChoices):
+        RUN = "run"
+        PATTERN = "pattern"
+        AGENT = "agent"
+        LLM = "llm"
+        TOOL = "tool"
+
+    id = PrefixedIdField("span")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="spans")
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    agent_id = models.CharField(max_length=40, blank=True)
+    provider_id = models.CharField(max_length=40, blank=True)
+    provider_kind = models.CharField(max_length=40, blank=True)
+    model = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=20, default="running")
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    attributes = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [
+            models.Index(fields=["organization", "kind", "started_at"]),
+            models.Index(fields=["provider_id", "started_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+class RunEvent(models.Model):
+    """An execution event as streamed to clients; `seq` increases by 1 within a run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40)
+    agent_id = models.CharField(max_length=40, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="run_event_seq_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.seq} {self.type}"

@@ -7,6 +7,7 @@ from studio import views
 api_patterns = [
     path("", include("accounts.api.urls")),
     path("", include("observability.api.urls")),
+    path("", include("providers.api.urls")),
     path("health", views.health, name="health"),
     path("health/live", views.liveness, name="liveness"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -10,7 +11,20 @@ from rest_framework.test import APIClient
 from accounts.services import tokens_for
 from tests.accounts.factories import make_organization, make_user
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database per pytest process, so that simultaneous local runs never share one."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    name = database.get("TEST", {}).get("NAME") or f"test_{database['NAME']}"
+    stem, dot, suffix = str(name).rpartition(".") if str(name).endswith(".sqlite3") else (name, "", "")
+    database.setdefault("TEST", {})["NAME"] = f"{stem}_{os.getpid()}{dot}{suffix}"
 
 
 @pytest.fixture(autouse=True)

@@ -149,6 +149,11 @@ class BudgetExceeded(LLMError):
     status = 402
 
 
+class ProviderNotConfigured(LLMError):
+    code = "provider_not_configured"
+    status = 400
+
+
 class UnsafeProviderUrl(LLMError):
     code = "unsafe_provider_url"
     status = 400

@@ -1,0 +1,172 @@
+"""Running one agent: span, events, input checks, circuit breaker, deadline, strategy, result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from agents.runtime.execution import Execution
+from agents.runtime.inputs import validate_inputs
+from agents.runtime.strategies import STRATEGIES
+from agents.runtime.structured import Outcome
+from agents.runtime.types import AgentError, AgentResult, AgentSpec, CircuitBreaker, RunAgent
+from providers.llm.types import Gateway, LLMError, Recorder
+
+# Failures that say nothing about the agent's health, so the circuit breaker does not count them.
+_NOT_THE_AGENTS_FAILURE = ("invalid_input", "budget_exceeded", "circuit_open")
+
+
+async def run_agent(
+    spec: AgentSpec,
+    inputs: Mapping[str, Any],
+    *,
+    gateway: Gateway,
+    recorder: Recorder,
+    breaker: CircuitBreaker | None = None,
+    parent_span_id: str | None = None,
+    stream: bool = False,
+) -> AgentResult:
+    """Runs one agent execution under an `agent` span and returns its output and usage (tool agents
+    included); raises AgentError (an LLMError keeps its code and status; the deadline is provider_timeout)."""
+    started = time.perf_counter()
+    span_id = await recorder.span_open(
+        kind="agent",
+        name=spec.name,
+        parent_id=parent_span_id,
+        agent_id=spec.agent_id,
+        attributes={
+            "strategy": spec.config["config"]["strategy"],
+            "provider": spec.config["provider"]["provider"],
+            "model": spec.config["provider"]["model"],
+        },
+    )
+    await recorder.emit("agent.started", agent_id=spec.agent_id, data={"name": spec.name, "inputs": inputs})
+    timeout_s = spec.config["config"]["timeout_s"]
+    execution = Execution(
+        spec,
+        span_id=span_id,
+        gateway=gateway,
+        recorder=recorder,
+        run_tool=bind_run_agent(gateway=gateway, recorder=recorder, breaker=breaker),
+        stream=stream,
+        deadline=asyncio.get_running_loop().time() + timeout_s,
+    )
+    try:
+        outcome = await _execute(execution, inputs, breaker)
+    except asyncio.CancelledError:
+        await _close(execution, "cancelled", error="cancelled")
+        data = _failure("cancelled", "the agent execution was cancelled")
+        await recorder.emit("agent.failed", agent_id=spec.agent_id, data=data)
+        raise
+    except Exception as exc:
+        error = _as_agent_error(exc, timeout_s)
+        await _fail(execution, error or AgentError("internal_error", repr(exc), status=500), breaker)
+        if error is None or error is exc:
+            raise
+        raise error from exc
+    return await _succeed(execution, outcome, breaker, elapsed_ms=(time.perf_counter() - started) * 1000)
+
+
+def bind_run_agent(
+    *, gateway: Gateway, recorder: Recorder, breaker: CircuitBreaker | None = None, stream: bool = False
+) -> RunAgent:
+    """`run_agent` with its collaborators bound: the RunAgent callable orchestration patterns take."""
+
+    async def run(spec: AgentSpec, inputs: Mapping[str, Any], parent_span_id: str | None) -> AgentResult:
+        return await run_agent(
+            spec,
+            inputs,
+            gateway=gateway,
+            recorder=recorder,
+            breaker=breaker,
+            parent_span_id=parent_span_id,
+            stream=stream,
+        )
+
+    return run
+
+
+async def _execute(
+    execution: Execution, inputs: Mapping[str, Any], breaker: CircuitBreaker | None
+) -> Outcome:
+    spec = execution.spec
+    valid_inputs = validate_inputs(spec.config["signature"]["inputs"], inputs)
+    if breaker is not None and not await breaker.allow(spec.agent_id):
+        message = f"the agent {spec.name!r} failed repeatedly; calls are paused while its circuit is open"
+        raise AgentError("circuit_open", message, status=503)
+    async with asyncio.timeout_at(execution.deadline):
+        return await STRATEGIES[spec.config["config"]["strategy"]](execution, valid_inputs)
+
+
+def _as_agent_error(exc: Exception, timeout_s: float) -> AgentError | None:
+    if isinstance(exc, AgentError):
+        return exc
+    if isinstance(exc, LLMError):
+        return AgentError(exc.code, exc.message, status=exc.status)
+    if isinstance(exc, TimeoutError):
+        return AgentError("provider_timeout", f"the agent did not finish within {timeout_s} s", status=504)
+    return None
+
+
+async def _succeed(
+    execution: Execution, outcome: Outcome, breaker: CircuitBreaker | None, *, elapsed_ms: float
+) -> AgentResult:
+    spec = execution.spec
+    attributes = {**outcome.attributes, "turns": execution.turns}
+    await _close(execution, "completed", attributes=attributes)
+    tokens = {
+        "input": execution.input_tokens,
+        "output": execution.output_tokens,
+        "total": execution.input_tokens + execution.output_tokens,
+    }
+    data = {
+        "output": outcome.output,
+        "tokens": tokens,
+        "cost_usd": float(execution.cost_usd),
+        "execution_time_ms": round(elapsed_ms, 3),
+    }
+    await execution.recorder.emit("agent.completed", agent_id=spec.agent_id, data=data)
+    if breaker is not None:
+        await breaker.record(spec.agent_id, success=True)
+    return AgentResult(
+        output=outcome.output,
+        input_tokens=execution.input_tokens,
+        output_tokens=execution.output_tokens,
+        cost_usd=execution.cost_usd,
+        execution_time_ms=elapsed_ms,
+        span_id=execution.span_id,
+        attributes=outcome.attributes,
+    )
+
+
+async def _fail(execution: Execution, error: AgentError, breaker: CircuitBreaker | None) -> None:
+    agent_id = execution.spec.agent_id
+    await _close(execution, "failed", error=error.message, attributes={"code": error.code})
+    await execution.recorder.emit("agent.failed", agent_id=agent_id, data=_failure(error.code, error.message))
+    if breaker is not None and error.code not in _NOT_THE_AGENTS_FAILURE:
+        await breaker.record(agent_id, success=False)
+
+
+async def _close(
+    execution: Execution,
+    status: str,
+    *,
+    error: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> None:
+    """Closes the agent span with the usage so far: calls made before a failure were still paid for."""
+    await execution.recorder.span_close(
+        execution.span_id,
+        status=status,
+        input_tokens=execution.input_tokens,
+        output_tokens=execution.output_tokens,
+        cost_usd=execution.cost_usd,
+        attributes=attributes,
+        error=error,
+    )
+
+
+def _failure(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}

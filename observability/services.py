@@ -1,0 +1,173 @@
+"""Writes of the execution ledger: creating runs and driving them to a final state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from observability.models import Run
+from observability.recorder import RunRecorder, jsonable
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_S = 10.0
+STALE_AFTER_S = 120.0  # a running run without a heartbeat this long belongs to a dead process
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run's work produced (engine results are converted to this)."""
+
+    output: Mapping[str, Any]
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class RunFailed(Exception):
+    """Raised by `run_execute` after the run was recorded as failed (or cancelled)."""
+
+    def __init__(self, run: Run, code: str, message: str, status: int):
+        super().__init__(message)
+        self.run = run
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def run_create(
+    *,
+    organization_id: str,
+    user_id: str | None,
+    kind: str,
+    input: Mapping[str, Any],
+    agent_id: str = "",
+    orchestration_id: str = "",
+    deployment_id: str = "",
+) -> Run:
+    return Run.objects.create(
+        organization_id=organization_id,
+        user_id=user_id,
+        kind=kind,
+        input=dict(input),
+        agent_id=agent_id,
+        orchestration_id=orchestration_id,
+        deployment_id=deployment_id,
+    )
+
+
+Work = Callable[[RunRecorder, str], Awaitable[RunOutcome]]
+
+
+async def run_execute(run: Run, work: Work, *, name: str) -> tuple[Run, RunOutcome]:
+    """Runs `work(recorder, root_span_id)` as the run: marks it running, keeps its heartbeat fresh,
+    and always ends it completed, failed or cancelled, with a final event. Raises RunFailed."""
+    recorder = RunRecorder(run)
+    started = time.perf_counter()
+    await _mark_running(run)
+    root = await recorder.span_open(kind="run", name=name, parent_id=None, agent_id=run.agent_id or None)
+    await recorder.emit(
+        "run.started", agent_id=run.agent_id or None, data={"kind": run.kind, "input": run.input}
+    )
+    heartbeat = asyncio.create_task(_beat(recorder))
+    try:
+        outcome = await work(recorder, root)
+    except asyncio.CancelledError:
+        error = {"code": "cancelled", "message": "The run was cancelled."}
+        await _finish(run, recorder, root, started, status=Run.Status.CANCELLED, error=error)
+        raise
+    except Exception as exc:
+        code, message, status = _describe_failure(exc)
+        error = {"code": code, "message": message}
+        await _finish(run, recorder, root, started, status=Run.Status.FAILED, error=error)
+        raise RunFailed(run, code, message, status) from exc
+    finally:
+        heartbeat.cancel()
+    await _finish(run, recorder, root, started, status=Run.Status.COMPLETED, outcome=outcome)
+    return run, outcome
+
+
+def _describe_failure(exc: Exception) -> tuple[str, str, int]:
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and getattr(exc, "message", None):
+        return code, exc.message, getattr(exc, "status", 500)
+    logger.exception("Run failed unexpectedly")
+    return "internal_error", "The run failed unexpectedly.", 500
+
+
+async def _mark_running(run: Run) -> None:
+    now = timezone.now()
+    run.status, run.started_at, run.heartbeat_at = Run.Status.RUNNING, now, now
+    await run.asave(update_fields=["status", "started_at", "heartbeat_at"])
+
+
+async def _beat(recorder: RunRecorder) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+        try:
+            await recorder.heartbeat()
+        except Exception:
+            logger.warning("Heartbeat of %s failed", recorder.run.pk, exc_info=True)
+
+
+async def _finish(run, recorder, root, started, *, status, outcome: RunOutcome | None = None, error=None):
+    run.status = status
+    run.completed_at = timezone.now()
+    run.execution_time_ms = int((time.perf_counter() - started) * 1000)
+    if outcome is not None:
+        run.output = jsonable(outcome.output)
+        run.input_tokens, run.output_tokens, run.cost_usd = (
+            outcome.input_tokens,
+            outcome.output_tokens,
+            outcome.cost_usd,
+        )
+    else:
+        run.input_tokens, run.output_tokens, run.cost_usd = await _span_totals(run)
+    run.error = error
+    await run.asave(
+        update_fields=[
+            "status",
+            "completed_at",
+            "execution_time_ms",
+            "output",
+            "error",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+        ]
+    )
+    await recorder.span_close(
+        root,
+        status=status,
+        input_tokens=run.input_tokens,
+        output_tokens=run.output_tokens,
+        cost_usd=run.cost_usd,
+        error=(error or {}).get("message"),
+    )
+    data = {
+        "status": status,
+        "execution_time_ms": run.execution_time_ms,
+        "tokens": {"input": run.input_tokens, "output": run.output_tokens, "total": run.total_tokens},
+        "cost_usd": run.cost_usd,
+    }
+    if outcome is not None:
+        await recorder.emit("run.completed", data={**data, "output": run.output, **outcome.extra})
+    else:
+        await recorder.emit("run.failed", data={**data, "error": error})
+
+
+async def _span_totals(run: Run) -> tuple[int, int, Decimal]:
+    """Tokens and cost of the LLM calls a failed run did make (they were paid for)."""
+    totals = await run.spans.filter(kind="llm").aaggregate(
+        i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("cost_usd")
+    )
+    return totals["i"] or 0, totals["o"] or 0, totals["c"] or Decimal(0)

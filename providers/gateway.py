@@ -1,0 +1,205 @@
+"""The gateway: the only way the engine calls a model.
+
+For each call it resolves the provider config, reserves the call's maximum cost against the
+provider's and the agent's monthly budgets, calls the adapter, prices the answer, settles the
+reservations to the real cost and records an `llm` span with tokens and cost."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db.models import Q
+
+from providers.budgets import budget_reserve, budget_settle
+from providers.crypto import decrypt_secret
+from providers.llm import pricing
+from providers.llm.registry import create_adapter
+from providers.llm.types import (
+    Completion,
+    Delta,
+    LLMCall,
+    LLMError,
+    ProviderNotConfigured,
+    ProviderSettings,
+)
+from providers.models import APIProviderConfig, BudgetHold
+
+MOCK_DEFAULT_MODEL = "mock-1"
+
+
+def provider_settings(config: APIProviderConfig) -> ProviderSettings:
+    """What an adapter needs, with the key decrypted (keep it out of logs and errors)."""
+    return ProviderSettings(
+        kind=config.provider,
+        api_key=decrypt_secret(config.api_key_encrypted),
+        base_url=config.api_base_url or None,
+        api_version=config.api_version or None,
+        default_model=config.default_model or None,
+        allow_private_urls=settings.ALLOW_PRIVATE_PROVIDER_URLS,
+    )
+
+
+def provider_config_resolve(
+    *, organization_id: str, user_id: str | None, kind: str, provider_id: str | None
+) -> APIProviderConfig | None:
+    """The config a call of `kind` uses: the named one, else the organization's default, else its
+    oldest active org-wide config. None only for `mock`, which needs no account."""
+    visible = APIProviderConfig.objects.filter(
+        Q(user__isnull=True) | Q(user_id=user_id),
+        organization_id=organization_id,
+        provider=kind,
+        is_active=True,
+    )
+    if provider_id:
+        config = visible.filter(pk=provider_id).first()
+    else:
+        config = (
+            visible.filter(is_default=True).first()
+            or visible.filter(user__isnull=True).order_by("created_at").first()
+        )
+    if config is None and (provider_id or kind != "mock"):
+        wanted = f"provider config {provider_id}" if provider_id else f"an active {kind} provider config"
+        raise ProviderNotConfigured(f"This organization has no {wanted}.")
+    return config
+
+
+@dataclass
+class _Prepared:
+    settings: ProviderSettings
+    model: str
+    overrides: dict
+    config_id: str
+    holds: list[BudgetHold]
+
+
+class StudioGateway:
+    """The gateway of one run: every call is recorded on the run's span tree."""
+
+    def __init__(self, *, run, recorder):
+        self.run = run
+        self.recorder = recorder
+
+    async def complete(self, call: LLMCall) -> Completion:
+        prepared, span_id = await self._begin(call)
+        try:
+            completion = await create_adapter(prepared.settings).complete(self._request(call, prepared))
+        except BaseException as exc:
+            await self._fail(prepared, span_id, exc)
+            raise
+        return await self._finish(prepared, span_id, completion)
+
+    async def stream(self, call: LLMCall) -> AsyncIterator[Delta | Completion]:
+        prepared, span_id = await self._begin(call)
+        try:
+            async for item in create_adapter(prepared.settings).stream(self._request(call, prepared)):
+                if isinstance(item, Completion):
+                    yield await self._finish(prepared, span_id, item)
+                    return
+                yield item
+        except BaseException as exc:
+            await self._fail(prepared, span_id, exc)
+            raise
+
+    @staticmethod
+    def _request(call: LLMCall, prepared: _Prepared):
+        return dataclasses.replace(call.request, model=prepared.model)
+
+    async def _begin(self, call: LLMCall) -> tuple[_Prepared, str]:
+        prepared = await sync_to_async(self._prepare)(call)
+        span_id = await self.recorder.span_open(
+            kind="llm",
+            name=f"{prepared.settings.kind}:{prepared.model}",
+            parent_id=call.parent_span_id,
+            agent_id=call.agent_id,
+            attributes={
+                "provider_id": prepared.config_id,
+                "provider_kind": prepared.settings.kind,
+                "model": prepared.model,
+                "turn": call.request.turn,
+                "reserved_usd": sum((hold.amount_usd for hold in prepared.holds), Decimal(0)),
+            },
+        )
+        return prepared, span_id
+
+    def _prepare(self, call: LLMCall) -> _Prepared:
+        config = provider_config_resolve(
+            organization_id=self.run.organization_id,
+            user_id=self.run.user_id,
+            kind=call.provider_kind,
+            provider_id=call.provider_id,
+        )
+        if config is None:
+            provider = ProviderSettings(kind="mock", allow_private_urls=settings.ALLOW_PRIVATE_PROVIDER_URLS)
+            overrides, config_id = {}, ""
+        else:
+            provider, overrides, config_id = provider_settings(config), config.pricing_overrides, config.pk
+        model = call.request.model or provider.default_model or MOCK_DEFAULT_MODEL
+        amount = pricing.max_cost(model, call.request, overrides)
+        holds = []
+        budgets = []
+        if config is not None:
+            budgets.append((config.pk, config.budget_limit_usd, f"provider config '{config.name}'"))
+        if call.agent_id:
+            budgets.append((call.agent_id, call.agent_budget_limit_usd, f"agent {call.agent_id}"))
+        try:
+            for subject, limit, label in budgets:
+                holds.append(
+                    budget_reserve(
+                        organization_id=self.run.organization_id,
+                        subject=subject,
+                        amount=amount,
+                        limit=limit,
+                        label=label,
+                        run_id=self.run.pk,
+                    )
+                )
+        except LLMError:
+            for hold in holds:
+                budget_settle(hold, cost=Decimal(0))
+            raise
+        return _Prepared(provider, model, overrides, config_id, holds)
+
+    async def _finish(self, prepared: _Prepared, span_id: str, completion: Completion) -> Completion:
+        cost, known = pricing.price(completion.model or prepared.model, completion.usage, prepared.overrides)
+        warnings = (
+            completion.warnings
+            if known
+            else (*completion.warnings, f"unknown model '{prepared.model}' priced at 0")
+        )
+        await sync_to_async(self._settle)(prepared.holds, cost)
+        await self.recorder.span_close(
+            span_id,
+            status="completed",
+            input_tokens=completion.usage.input_tokens,
+            output_tokens=completion.usage.output_tokens,
+            cost_usd=cost,
+            attributes={
+                "finish_reason": completion.finish_reason,
+                "latency_ms": round(completion.latency_ms, 1),
+                "cached_input_tokens": completion.usage.cached_input_tokens,
+                "tool_calls": [call.name for call in completion.tool_calls],
+                "warnings": list(warnings),
+            },
+        )
+        return dataclasses.replace(completion, cost_usd=cost, warnings=tuple(warnings))
+
+    async def _fail(self, prepared: _Prepared, span_id: str, exc: BaseException) -> None:
+        await sync_to_async(self._settle)(prepared.holds, Decimal(0))
+        cancelled = not isinstance(exc, Exception)
+        code = getattr(exc, "code", "cancelled" if cancelled else "provider_error")
+        await self.recorder.span_close(
+            span_id,
+            status="cancelled" if cancelled else "failed",
+            attributes={"error_code": code},
+            error=getattr(exc, "message", "") or type(exc).__name__,
+        )
+
+    @staticmethod
+    def _settle(holds: list[BudgetHold], cost: Decimal) -> None:
+        for hold in holds:
+            budget_settle(hold, cost=cost)
