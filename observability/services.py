@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -10,16 +12,25 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone
 
+from observability import metrics
 from observability.models import Run
 from observability.recorder import RunRecorder, jsonable
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 10.0
+CANCEL_POLL_S = 0.5
 STALE_AFTER_S = 120.0  # a running run without a heartbeat this long belongs to a dead process
+
+# Runs executing in this process, so that a cancel arriving here can reach them directly; a
+# cancel arriving at another process is passed on through the cache (see `_watch`).
+_active_runs: dict[str, asyncio.Task] = {}  # run id -> the task doing its work
+_cancel_requested: set[str] = set()
+_background: set[asyncio.Task] = set()
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,7 @@ class RunFailed(Exception):
         self.code = code
         self.message = message
         self.status = status
+        self.fields = {"run_id": run.pk, "trace_id": run.trace_id}
 
 
 def run_create(
@@ -70,7 +82,8 @@ Work = Callable[[RunRecorder, str], Awaitable[RunOutcome]]
 
 async def run_execute(run: Run, work: Work, *, name: str) -> tuple[Run, RunOutcome]:
     """Runs `work(recorder, root_span_id)` as the run: marks it running, keeps its heartbeat fresh,
-    and always ends it completed, failed or cancelled, with a final event. Raises RunFailed."""
+    and always ends it completed, failed or cancelled, with a final event. Raises RunFailed
+    (code `cancelled` when `run_cancel` stopped it)."""
     recorder = RunRecorder(run)
     started = time.perf_counter()
     await _mark_running(run)
@@ -78,20 +91,27 @@ async def run_execute(run: Run, work: Work, *, name: str) -> tuple[Run, RunOutco
     await recorder.emit(
         "run.started", agent_id=run.agent_id or None, data={"kind": run.kind, "input": run.input}
     )
-    heartbeat = asyncio.create_task(_beat(recorder))
+    # The work runs in its own task, so a cancel stops the work while this coroutine records it.
+    work_task = asyncio.create_task(work(recorder, root))
+    _active_runs[run.pk] = work_task
+    watcher = asyncio.create_task(_watch(recorder, work_task))
     try:
-        outcome = await work(recorder, root)
+        outcome = await work_task
     except asyncio.CancelledError:
         error = {"code": "cancelled", "message": "The run was cancelled."}
         await _finish(run, recorder, root, started, status=Run.Status.CANCELLED, error=error)
-        raise
+        if asyncio.current_task().cancelling():
+            raise
+        raise RunFailed(run, error["code"], error["message"], 409) from None
     except Exception as exc:
         code, message, status = _describe_failure(exc)
         error = {"code": code, "message": message}
         await _finish(run, recorder, root, started, status=Run.Status.FAILED, error=error)
         raise RunFailed(run, code, message, status) from exc
     finally:
-        heartbeat.cancel()
+        watcher.cancel()
+        _active_runs.pop(run.pk, None)
+        _cancel_requested.discard(run.pk)
     await _finish(run, recorder, root, started, status=Run.Status.COMPLETED, outcome=outcome)
     return run, outcome
 
@@ -110,11 +130,52 @@ async def _mark_running(run: Run) -> None:
     await run.asave(update_fields=["status", "started_at", "heartbeat_at"])
 
 
-async def _beat(recorder: RunRecorder) -> None:
-    while True:
-        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+def launch_run(run: Run, work: Work, *, name: str) -> asyncio.Task:
+    """Executes the run in the background: it goes on (and is recorded) when the client that
+    started it goes away."""
+    task = asyncio.create_task(_execute_quietly(run, work, name))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+async def _execute_quietly(run: Run, work: Work, name: str) -> None:
+    with contextlib.suppress(RunFailed, asyncio.CancelledError):
+        await run_execute(run, work, name=name)
+
+
+def _cancel_key(run_id: str) -> str:
+    return f"run-cancel:{run_id}"
+
+
+def run_cancel(run: Run) -> bool:
+    """Asks a running run to stop (here or in whichever process executes it); False when it has
+    already finished."""
+    if run.status in Run.FINISHED:
+        return False
+    task = _active_runs.get(run.pk)
+    if task is not None:
+        _cancel_requested.add(run.pk)
+        task.get_loop().call_soon_threadsafe(task.cancel)
+    else:
+        cache.set(_cancel_key(run.pk), 1, timeout=int(STALE_AFTER_S))
+    return True
+
+
+async def _watch(recorder: RunRecorder, work_task: asyncio.Task) -> None:
+    """Refreshes the heartbeat, and cancels the work once a cancel was requested (here or in the
+    cache by another process). The cancel is repeated until it lands: a cancel arriving during a
+    database call is absorbed by asgiref's sync_to_async."""
+    run_id = recorder.run.pk
+    beats_every = int(HEARTBEAT_INTERVAL_S / CANCEL_POLL_S)
+    for tick in itertools.count(1):
+        await asyncio.sleep(CANCEL_POLL_S)
         try:
-            await recorder.heartbeat()
+            if run_id in _cancel_requested or await cache.aget(_cancel_key(run_id)):
+                _cancel_requested.add(run_id)
+                work_task.cancel()
+            if tick % beats_every == 0:
+                await recorder.heartbeat()
         except Exception:
             logger.warning("Heartbeat of %s failed", recorder.run.pk, exc_info=True)
 
@@ -145,6 +206,7 @@ async def _finish(run, recorder, root, started, *, status, outcome: RunOutcome |
             "cost_usd",
         ]
     )
+    metrics.run_finished(kind=run.kind, status=status, execution_time_ms=run.execution_time_ms)
     await recorder.span_close(
         root,
         status=status,

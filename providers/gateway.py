@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Q
 
+from observability import metrics
 from providers.budgets import budget_reserve, budget_settle
 from providers.crypto import decrypt_secret
 from providers.llm import pricing
@@ -172,6 +173,7 @@ class StudioGateway:
             else (*completion.warnings, f"unknown model '{prepared.model}' priced at 0")
         )
         await sync_to_async(self._settle)(prepared.holds, cost)
+        metrics.llm_call_completed(prepared.settings.kind, prepared.model, completion, cost)
         await self.recorder.span_close(
             span_id,
             status="completed",
@@ -192,6 +194,7 @@ class StudioGateway:
         await sync_to_async(self._settle)(prepared.holds, Decimal(0))
         cancelled = not isinstance(exc, Exception)
         code = getattr(exc, "code", "cancelled" if cancelled else "provider_error")
+        metrics.llm_call_failed(prepared.settings.kind, prepared.model, cancelled=cancelled)
         await self.recorder.span_close(
             span_id,
             status="cancelled" if cancelled else "failed",

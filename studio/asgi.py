@@ -10,13 +10,27 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
+from providers.aio import mark_server_loop  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
 from studio.websocket import JWTAuthMiddleware, OriginCheck  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        # The admin's and the API docs' static files are served by the app itself.
-        "http": ASGIStaticFilesHandler(django_asgi_app),
-        "websocket": OriginCheck(JWTAuthMiddleware(URLRouter(websocket_urlpatterns))),
-    }
+
+def marking_server_loop(app):
+    """Tells the engine which event loop is the server's (see providers.aio)."""
+
+    async def asgi(scope, receive, send):
+        mark_server_loop()
+        return await app(scope, receive, send)
+
+    return asgi
+
+
+application = marking_server_loop(
+    ProtocolTypeRouter(
+        {
+            # The admin's and the API docs' static files are served by the app itself.
+            "http": ASGIStaticFilesHandler(django_asgi_app),
+            "websocket": OriginCheck(JWTAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        }
+    )
 )

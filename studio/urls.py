@@ -8,6 +8,8 @@ api_patterns = [
     path("", include("accounts.api.urls")),
     path("", include("observability.api.urls")),
     path("", include("providers.api.urls")),
+    path("", include("agents.api.urls")),
+    path("", include("agents.api.runtime_urls")),
     path("health", views.health, name="health"),
     path("health/live", views.liveness, name="liveness"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),

@@ -19,13 +19,8 @@ from accounts.api.serializers import (
     UserSerializer,
 )
 from accounts.models import User
+from studio.api.parsing import validated
 from studio.api.viewsets import OrgScopedViewSet
-
-
-def _valid(serializer_class, request):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class PublicView(APIView):
@@ -42,7 +37,7 @@ class RegisterView(PublicView):
     @extend_schema(request=RegisterSerializer, responses={201: RegistrationSerializer}, tags=["auth"])
     def post(self, request):
         """Creates an organization and its owner, and logs the owner in."""
-        owner = services.organization_register(**_valid(RegisterSerializer, request))
+        owner = services.organization_register(**validated(RegisterSerializer, request.data))
         body = {"user": owner, "organization": owner.organization, **services.tokens_for(owner)}
         return Response(RegistrationSerializer(body).data, status=status.HTTP_201_CREATED)
 
@@ -50,7 +45,7 @@ class RegisterView(PublicView):
 class LoginView(PublicView):
     @extend_schema(request=LoginSerializer, responses={200: SessionSerializer}, tags=["auth"])
     def post(self, request):
-        data = _valid(LoginSerializer, request)
+        data = validated(LoginSerializer, request.data)
         user = services.auth_login(client_ip=request.META.get("REMOTE_ADDR"), **data)
         return Response(SessionSerializer({"user": user, **services.tokens_for(user)}).data)
 
@@ -59,13 +54,13 @@ class RefreshView(PublicView):
     @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer}, tags=["auth"])
     def post(self, request):
         """Exchanges a refresh token for a new pair; the old refresh token stops working."""
-        return Response(services.token_refresh(**_valid(RefreshSerializer, request)))
+        return Response(services.token_refresh(**validated(RefreshSerializer, request.data)))
 
 
 class LogoutView(APIView):
     @extend_schema(request=RefreshSerializer, responses={204: None}, tags=["auth"])
     def post(self, request):
-        services.auth_logout(user=request.user, **_valid(RefreshSerializer, request))
+        services.auth_logout(user=request.user, **validated(RefreshSerializer, request.data))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -76,7 +71,7 @@ class MeView(APIView):
 
     @extend_schema(request=ProfileUpdateSerializer, responses=MeSerializer, tags=["auth"])
     def patch(self, request):
-        user = services.profile_update(user=request.user, **_valid(ProfileUpdateSerializer, request))
+        user = services.profile_update(user=request.user, **validated(ProfileUpdateSerializer, request.data))
         return Response(MeSerializer(user).data)
 
 
@@ -94,12 +89,12 @@ class UserViewSet(
 
     @extend_schema(request=MemberCreateSerializer, responses={201: UserSerializer})
     def create(self, request):
-        user = services.user_create(actor=request.user, **_valid(MemberCreateSerializer, request))
+        user = services.user_create(actor=request.user, **validated(MemberCreateSerializer, request.data))
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=MemberUpdateSerializer, responses=UserSerializer)
     def partial_update(self, request, pk=None):
-        data = _valid(MemberUpdateSerializer, request)
+        data = validated(MemberUpdateSerializer, request.data)
         user = services.user_update(actor=request.user, user=self.get_object(), **data)
         return Response(UserSerializer(user).data)
 

@@ -37,8 +37,10 @@ class AnthropicAdapter(SDKAdapter):
         started = time.perf_counter()
         with self.errors_translated(request.timeout_s):
             async with asyncio.timeout(request.timeout_s):
-                client = await self.client(timeout_s=request.timeout_s, max_retries=request.max_retries)
-                message = await client.messages.create(**messages_params(request))
+                client = await self.client(max_retries=request.max_retries)
+                message = await client.messages.create(
+                    **messages_params(request), timeout=self.http_timeout(request.timeout_s)
+                )
             return completion_from_message(message, request, latency_ms=elapsed_ms(started))
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Delta | Completion]:
@@ -48,11 +50,13 @@ class AnthropicAdapter(SDKAdapter):
         with self.errors_translated(request.timeout_s):
             async with AsyncExitStack() as exit_stack:
                 async with asyncio.timeout_at(deadline):
-                    client = await self.client(timeout_s=request.timeout_s, max_retries=request.max_retries)
+                    client = await self.client(max_retries=request.max_retries)
                     # As with OpenAI, the SDK's retry loop ends when the response headers are in: the
                     # events are read after `_request` returned the stream, so it is never replayed.
                     events = await exit_stack.enter_async_context(
-                        client.messages.stream(**messages_params(request))
+                        client.messages.stream(
+                            **messages_params(request), timeout=self.http_timeout(request.timeout_s)
+                        )
                     )
                 async for event in before_deadline(events, deadline):
                     text = streamed_text(event, events.current_message_snapshot, request)

@@ -27,7 +27,8 @@ def messages_params(request: CompletionRequest) -> dict[str, Any]:
     if system:
         params["system"] = system
     if request.temperature is not None:
-        params["temperature"] = request.temperature
+        # The SDK no longer declares `temperature`; the Messages API still takes it in the body.
+        params["extra_body"] = {"temperature": request.temperature}
     tools = [wire_tool(tool) for tool in request.tools]
     if request.json_schema is not None:
         tools.append(

@@ -101,12 +101,16 @@ def _latency_s(request: CompletionRequest) -> float:
 
 
 def _script_item(request: CompletionRequest) -> Mapping[str, Any] | None:
-    responses = request.provider_options.get("responses") or ()
+    responses = request.provider_options.get("responses") or []
+    if not isinstance(responses, list | tuple):
+        raise ProviderError("the mock's responses must be a list")
     if request.turn >= len(responses):
         return None
     item = responses[request.turn]
     if not isinstance(item, Mapping) or not {"response", "tool_calls", "error"} & item.keys():
         raise ProviderError(f"mock script item {request.turn} needs a response, tool_calls or error")
+    if not all(isinstance(call, Mapping) and "name" in call for call in item.get("tool_calls", ())):
+        raise ProviderError(f"every tool call of mock script item {request.turn} needs a name")
     return item
 
 

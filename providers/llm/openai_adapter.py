@@ -45,9 +45,10 @@ class OpenAIAdapter(SDKAdapter):
         started = time.perf_counter()
         with self.errors_translated(request.timeout_s):
             async with asyncio.timeout(request.timeout_s):
-                client = await self.client(timeout_s=request.timeout_s, max_retries=request.max_retries)
+                client = await self.client(max_retries=request.max_retries)
                 response = await client.chat.completions.create(
-                    **chat_params(request, kind=self.settings.kind)
+                    **chat_params(request, kind=self.settings.kind),
+                    timeout=self.http_timeout(request.timeout_s),
                 )
             return completion_from_response(response, request, latency_ms=elapsed_ms(started))
 
@@ -59,12 +60,15 @@ class OpenAIAdapter(SDKAdapter):
         params = chat_params(request, kind=self.settings.kind)
         with self.errors_translated(request.timeout_s):
             async with asyncio.timeout_at(deadline):
-                client = await self.client(timeout_s=request.timeout_s, max_retries=request.max_retries)
+                client = await self.client(max_retries=request.max_retries)
                 # The SDK retries inside AsyncAPIClient.request only until the response headers are in;
                 # the chunks are read after it returned the stream, outside that loop, so a stream that
                 # breaks after part of it arrived is never replayed (and never duplicates text).
                 chunks = await client.chat.completions.create(
-                    **params, stream=True, stream_options={"include_usage": True}
+                    **params,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    timeout=self.http_timeout(request.timeout_s),
                 )
             async with chunks:
                 async for chunk in before_deadline(chunks, deadline):

@@ -36,10 +36,9 @@ class SDKAdapter:
         """The ids of the models this key can use, sorted."""
         with self.errors_translated(LIST_MODELS_TIMEOUT_S):
             async with asyncio.timeout(LIST_MODELS_TIMEOUT_S):
-                client = await self.client(
-                    timeout_s=LIST_MODELS_TIMEOUT_S, max_retries=LIST_MODELS_MAX_RETRIES
-                )
-                return sorted([model.id async for model in client.models.list()])
+                client = await self.client(max_retries=LIST_MODELS_MAX_RETRIES)
+                models = client.models.list(timeout=self.http_timeout(LIST_MODELS_TIMEOUT_S))
+                return sorted([model.id async for model in models])
 
     async def validate(self) -> ValidationResult:
         """Check the key by listing models; a rejected key is a result, not an exception."""
@@ -52,16 +51,18 @@ class SDKAdapter:
             )
         return ValidationResult(valid=True, models=tuple(models), latency_ms=elapsed_ms(started))
 
-    async def client(self, *, timeout_s: float, max_retries: int) -> Any:
-        """The pooled SDK client with this call's timeout and retries, after vetting the base URL."""
+    async def client(self, *, max_retries: int) -> Any:
+        """The pooled SDK client with this call's retry budget, after vetting the base URL."""
         if not self.api_key:
             raise InvalidApiKey("no API key is configured for this provider")
         # Checked on every call, not only when the URL is saved: DNS answers change.
         await check_base_url(self.base_url, allow_private=self.settings.allow_private_urls)
-        client = cached_client(self.settings, self.build_client)
-        # The SDK retries connect errors, 408/409/429 (honouring Retry-After) and 5xx with jitter.
-        timeout = httpx2.Timeout(timeout_s, connect=self.settings.connect_timeout_s)
-        return client.with_options(timeout=timeout, max_retries=max_retries)
+        pooled = cached_client(self.settings, lambda settings: PooledClient(self.build_client(settings)))
+        return pooled.with_retries(max_retries)
+
+    def http_timeout(self, timeout_s: float) -> httpx2.Timeout:
+        """The SDK's per-attempt timeout of a call (the call's total deadline is kept around it)."""
+        return httpx2.Timeout(timeout_s, connect=self.settings.connect_timeout_s)
 
     @contextmanager
     def errors_translated(self, timeout_s: float) -> Iterator[None]:
@@ -70,3 +71,26 @@ class SDKAdapter:
             yield
         except Exception as exc:
             raise translate_error(exc, api_key=self.settings.api_key, timeout_s=timeout_s) from None
+
+
+class PooledClient:
+    """An SDK client and its variants per retry budget, all on the first one's connection pool.
+
+    The variants are kept because a fresh `with_options` copy per call would look up the platform
+    headers again, in a worker thread, on its first request.
+    """
+
+    def __init__(self, client: Any):
+        self._client = client
+        self._by_retries: dict[int, Any] = {}
+
+    def with_retries(self, max_retries: int) -> Any:
+        """The client that retries up to `max_retries` times: connect errors, 408/409/429
+        (honouring Retry-After) and 5xx, with jittered backoff."""
+        client = self._by_retries.get(max_retries)
+        if client is None:
+            client = self._by_retries[max_retries] = self._client.with_options(max_retries=max_retries)
+        return client
+
+    async def close(self) -> None:
+        await self._client.close()

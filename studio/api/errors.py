@@ -83,8 +83,25 @@ def _describe(exc: exceptions.APIException) -> tuple[str, str, dict]:
     return code, default_message or str(exc.detail), {}
 
 
+def as_api_error(exc: Exception) -> ApiError | None:
+    """Errors of the engine and services carry their own API `code`, `status` and `message`
+    (LLMError, AgentError, RunFailed, ...): they become ApiErrors without a mapping table."""
+    status, code = getattr(exc, "status", None), getattr(exc, "code", None)
+    if not (isinstance(status, int) and 400 <= status < 600 and isinstance(code, str)):
+        return None
+    return ApiError(
+        status,
+        code,
+        getattr(exc, "message", None) or str(exc),
+        fields=getattr(exc, "fields", None),
+        retry_after=getattr(exc, "retry_after", None),
+    )
+
+
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
     """DRF exception handler: every error, including unexpected ones, in the standard envelope."""
+    if not isinstance(exc, exceptions.APIException):
+        exc = as_api_error(exc) or exc
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

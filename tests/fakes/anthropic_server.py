@@ -61,9 +61,9 @@ class FakeAnthropicServer(FakeLLMServer):
 
 def _last_user_text(body: Mapping[str, Any]) -> str:
     for message in reversed(body.get("messages", [])):
-        content = message.get("content") or ""
         if message.get("role") != "user":
             continue
+        content = message.get("content") or ""
         if isinstance(content, str):
             return content
         texts = [block.get("text", "") for block in content if block.get("type") == "text"]
@@ -84,14 +84,22 @@ def _content_blocks(body: Mapping[str, Any], behaviour: Behaviour) -> list[dict[
     if forced is not None and behaviour.text is None:
         document = behaviour.json or sample_for_schema(forced["input_schema"], _last_user_text(body))
         return [_tool_use(0, forced["name"], document)]
-    blocks = []
-    if behaviour.text is not None or not behaviour.tool_calls:
-        text = behaviour.text if behaviour.text is not None else f"Echo: {_last_user_text(body)}"
-        blocks.append({"type": "text", "text": json.dumps(behaviour.json) if behaviour.json else text})
-    blocks += [
-        _tool_use(i, call["name"], call.get("arguments", {})) for i, call in enumerate(behaviour.tool_calls)
+    text = _answer_text(body, behaviour)
+    blocks = [{"type": "text", "text": text}] if text else []
+    return blocks + [
+        _tool_use(index, call["name"], call.get("arguments", {}))
+        for index, call in enumerate(behaviour.tool_calls)
     ]
-    return blocks
+
+
+def _answer_text(body: Mapping[str, Any], behaviour: Behaviour) -> str:
+    if behaviour.text is not None:
+        return behaviour.text
+    if behaviour.json is not None:
+        return json.dumps(behaviour.json)
+    if behaviour.tool_calls:
+        return ""
+    return f"Echo: {_last_user_text(body)}"
 
 
 def _tool_use(index: int, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:

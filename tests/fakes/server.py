@@ -32,6 +32,7 @@ class RecordedRequest:
     headers: Mapping[str, str]
     json: Any
     query: Mapping[str, str]
+    peer: str  # the client's address and port: equal for requests on one kept-alive connection
 
 
 def estimate_tokens(text: str) -> int:
@@ -133,15 +134,19 @@ class FakeLLMServer:
     # ---- request handling ---------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
+        """Register the provider's endpoints, each wrapped by `handler`."""
         raise NotImplementedError
 
     def presented_key(self, request: web.Request) -> str:
+        """The API key the client sent, from wherever the provider expects it."""
         raise NotImplementedError
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
+        """The provider's JSON error document."""
         raise NotImplementedError
 
     def unauthorized_message(self, presented_key: str) -> str:
+        """The provider's message for a rejected key."""
         raise NotImplementedError
 
     def handler(self, answer_with):
@@ -149,12 +154,7 @@ class FakeLLMServer:
 
         async def handle(request: web.Request) -> web.StreamResponse:
             body = await request.json() if request.can_read_body else None
-            with self._lock:
-                self.requests.append(
-                    RecordedRequest(
-                        request.method, request.path, dict(request.headers), body, dict(request.query)
-                    )
-                )
+            self._record(request, body)
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             presented = self.presented_key(request)
@@ -166,6 +166,19 @@ class FakeLLMServer:
             return await self._play(request, body, behaviour, answer_with)
 
         return handle
+
+    def _record(self, request: web.Request, body: Any) -> None:
+        host, port = request.transport.get_extra_info("peername")[:2]
+        recorded = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            headers=dict(request.headers),
+            json=body,
+            query=dict(request.query),
+            peer=f"{host}:{port}",
+        )
+        with self._lock:
+            self.requests.append(recorded)
 
     async def _play(self, request, body, behaviour: Behaviour, answer_with) -> web.StreamResponse:
         if 300 <= behaviour.status < 400:

@@ -133,8 +133,17 @@ class RecordingRecorder:
         self.spans[span_id] = SpanRecord(span_id, kind, name, parent_id, dict(attributes or {}))
         return span_id
 
-    async def span_close(self, span_id, *, status, input_tokens=0, output_tokens=0, cost_usd=Decimal(0),
-                         attributes=None, error=None) -> None:
+    async def span_close(
+        self,
+        span_id,
+        *,
+        status,
+        input_tokens=0,
+        output_tokens=0,
+        cost_usd=Decimal(0),
+        attributes=None,
+        error=None,
+    ) -> None:
         span = self.spans[span_id]
         span.status, span.error, span.input_tokens, span.cost_usd = status, error, input_tokens, cost_usd
 

@@ -33,10 +33,22 @@ def test_config_validation_is_idempotent():
     assert validate_pattern_config("sequential", config, agent_count=2) == config
 
 
-@pytest.mark.parametrize(("pattern_id", "count"), [
-    ("sequential", 1), ("sequential", 11), ("parallel", 21), ("supervisor_worker", 21), ("router", 1),
-    ("ensemble", 2), ("consensus", 2), ("debate", 2), ("debate", 6), ("handoff", 6), ("blackboard", 11),
-])
+@pytest.mark.parametrize(
+    ("pattern_id", "count"),
+    [
+        ("sequential", 1),
+        ("sequential", 11),
+        ("parallel", 21),
+        ("supervisor_worker", 21),
+        ("router", 1),
+        ("ensemble", 2),
+        ("consensus", 2),
+        ("debate", 2),
+        ("debate", 6),
+        ("handoff", 6),
+        ("blackboard", 11),
+    ],
+)
 def test_config_rejects_an_agent_count_out_of_the_patterns_bounds(pattern_id, count):
     pattern = PATTERNS[pattern_id]
 
@@ -62,35 +74,46 @@ def test_config_rejects_unknown_keys_and_suggests_the_close_one():
 
 
 def test_config_reports_every_bad_value_with_its_path():
-    errors = errors_of("supervisor_worker", {
-        "timeout_s": "fast",
-        "on_agent_error": "ignore",
-        "max_total_cost_usd": 0,
-        "max_subtasks": True,
-        "routing": {"mode": "random", "extra": 1},
-    })
+    errors = errors_of(
+        "supervisor_worker",
+        {
+            "timeout_s": "fast",
+            "on_agent_error": "ignore",
+            "max_total_cost_usd": 0,
+            "max_subtasks": True,
+            "routing": {"mode": "random", "extra": 1},
+        },
+    )
 
     assert set(errors) == {
-        "timeout_s", "on_agent_error", "max_total_cost_usd", "max_subtasks", "routing.mode", "routing.extra"
+        "timeout_s",
+        "on_agent_error",
+        "max_total_cost_usd",
+        "max_subtasks",
+        "routing.mode",
+        "routing.extra",
     }
     assert errors["on_agent_error"] == "must be one of: fail, continue (got 'ignore')"
     assert errors["max_total_cost_usd"].startswith("must be a number greater than 0")
     assert errors["max_subtasks"] == "must be an integer (got True)"
 
 
-@pytest.mark.parametrize(("pattern_id", "data", "path"), [
-    ("debate", {"rounds": 0}, "rounds"),
-    ("debate", {"rounds": 2.5}, "rounds"),
-    ("blackboard", {"max_iterations": 51}, "max_iterations"),
-    ("parallel", {"max_concurrency": "all"}, "max_concurrency"),
-    ("router", {"fallback": "random"}, "fallback"),
-    ("consensus", {"decision_field": "my vote"}, "decision_field"),
-    ("consensus", {"threshold": 0.5}, "threshold"),
-    ("handoff", {"confidence_field": "confidence", "min_confidence": 1.5}, "min_confidence"),
-    ("ensemble", {"synthesis_prompt": ""}, "synthesis_prompt"),
-    ("supervisor_worker", {"routing": "semantic"}, "routing"),
-    ("sequential", {"timeout_s": 0}, "timeout_s"),
-])
+@pytest.mark.parametrize(
+    ("pattern_id", "data", "path"),
+    [
+        ("debate", {"rounds": 0}, "rounds"),
+        ("debate", {"rounds": 2.5}, "rounds"),
+        ("blackboard", {"max_iterations": 51}, "max_iterations"),
+        ("parallel", {"max_concurrency": "all"}, "max_concurrency"),
+        ("router", {"fallback": "random"}, "fallback"),
+        ("consensus", {"decision_field": "my vote"}, "decision_field"),
+        ("consensus", {"threshold": 0.5}, "threshold"),
+        ("handoff", {"confidence_field": "confidence", "min_confidence": 1.5}, "min_confidence"),
+        ("ensemble", {"synthesis_prompt": ""}, "synthesis_prompt"),
+        ("supervisor_worker", {"routing": "semantic"}, "routing"),
+        ("sequential", {"timeout_s": 0}, "timeout_s"),
+    ],
+)
 def test_config_checks_types_and_bounds(pattern_id, data, path):
     assert list(errors_of(pattern_id, data)) == [path]
 

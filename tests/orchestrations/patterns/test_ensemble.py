@@ -28,7 +28,9 @@ async def test_ensemble_experts_answer_concurrently_and_the_last_agent_synthesiz
     assert "Rayleigh scattering" in synthesis.inputs["question"]
     assert "the sky borrows the sea" in synthesis.inputs["question"]
     assert orchestra.call_steps() == [
-        ("physicist", "ensemble.answer"), ("poet", "ensemble.answer"), ("editor", "ensemble.synthesize")
+        ("physicist", "ensemble.answer"),
+        ("poet", "ensemble.answer"),
+        ("editor", "ensemble.synthesize"),
     ]
     assert orchestra.recorder.steps() == [{"step": "synthesize", "experts": ["Physicist", "Poet"]}]
 

@@ -8,12 +8,26 @@ def test_pattern_list_describes_the_nine_patterns_in_order():
     patterns = pattern_list()
 
     assert [p["id"] for p in patterns] == [
-        "sequential", "parallel", "supervisor_worker", "router", "ensemble",
-        "consensus", "debate", "handoff", "blackboard",
+        "sequential",
+        "parallel",
+        "supervisor_worker",
+        "router",
+        "ensemble",
+        "consensus",
+        "debate",
+        "handoff",
+        "blackboard",
     ]
     assert {p["id"]: (p["min_agents"], p["max_agents"]) for p in patterns} == {
-        "sequential": (2, 10), "parallel": (2, 20), "supervisor_worker": (2, 20), "router": (2, 10),
-        "ensemble": (3, 10), "consensus": (3, 10), "debate": (3, 5), "handoff": (2, 5), "blackboard": (2, 10),
+        "sequential": (2, 10),
+        "parallel": (2, 20),
+        "supervisor_worker": (2, 20),
+        "router": (2, 10),
+        "ensemble": (3, 10),
+        "consensus": (3, 10),
+        "debate": (3, 5),
+        "handoff": (2, 5),
+        "blackboard": (2, 10),
     }
     assert patterns[3]["roles"] == ["router", "specialist", "..."]
     assert all(p["name"] and p["description"] for p in patterns)

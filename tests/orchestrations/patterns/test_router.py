@@ -53,7 +53,9 @@ async def test_router_with_fallback_fail_rejects_an_invalid_pick(orchestra):
 async def test_router_failure_fails_the_run_even_when_errors_are_tolerated(orchestra):
     with pytest.raises(AgentError) as failure:
         await orchestra.run(
-            "router", [ROUTER, TECH, BILLING], {"router": fail("router down")},
+            "router",
+            [ROUTER, TECH, BILLING],
+            {"router": fail("router down")},
             config={"on_agent_error": "continue"},
         )
 

@@ -43,15 +43,17 @@ async def test_supervisor_assigns_subtasks_by_description_and_combines_the_resul
         ("researcher", "supervisor_worker.work"),
         ("lead", "supervisor_worker.combine"),
     ]
-    assert orchestra.recorder.steps() == [{
-        "step": "plan",
-        "mode": "semantic",
-        "assignments": [
-            {"worker": "Writer", "task": "draft the intro"},
-            {"worker": "Researcher", "task": "find sources"},
-        ],
-        "dropped": 0,
-    }]
+    assert orchestra.recorder.steps() == [
+        {
+            "step": "plan",
+            "mode": "semantic",
+            "assignments": [
+                {"worker": "Writer", "task": "draft the intro"},
+                {"worker": "Researcher", "task": "find sources"},
+            ],
+            "dropped": 0,
+        }
+    ]
 
 
 async def test_supervisor_plans_with_the_workers_descriptions_and_workers_get_their_subtask(orchestra):
@@ -75,21 +77,25 @@ async def test_round_robin_hands_the_subtasks_to_the_workers_in_turn(orchestra):
     result = await orchestra.run("supervisor_worker", TEAM, script, config=config)
 
     assert [(s["worker"], s["task"]) for s in result.output["subtasks"]] == [
-        ("Researcher", "part one"), ("Writer", "part two"), ("Researcher", "part three"),
+        ("Researcher", "part one"),
+        ("Writer", "part two"),
+        ("Researcher", "part three"),
     ]
     assert "Finds sources" not in orchestra.calls_of("lead")[0].spec.role_instructions
 
 
 async def test_supervisor_drops_unknown_workers_and_subtasks_beyond_the_limit(orchestra):
-    script = {"lead": [
-        plan(
-            {"worker": "Intern", "task": "make coffee"},
-            {"worker": "Writer", "task": "one"},
-            {"worker": "Writer", "task": "two"},
-            {"worker": "Researcher", "task": "three"},
-        ),
-        {"answer": "done"},
-    ]}
+    script = {
+        "lead": [
+            plan(
+                {"worker": "Intern", "task": "make coffee"},
+                {"worker": "Writer", "task": "one"},
+                {"worker": "Writer", "task": "two"},
+                {"worker": "Researcher", "task": "three"},
+            ),
+            {"answer": "done"},
+        ]
+    }
 
     result = await orchestra.run("supervisor_worker", TEAM, script, config={"max_subtasks": 2})
 

@@ -1,0 +1,114 @@
+"""Running saved agents: building the runtime's AgentSpec from the database and executing an agent
+as a recorded run (REST test runs and WebSocket streams share this)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from agents.breakers import CacheCircuitBreaker
+from agents.models import Agent
+from agents.runtime.inputs import validate_inputs
+from agents.runtime.runner import run_agent
+from agents.runtime.types import AgentSpec
+from observability.models import Run
+from observability.services import RunOutcome, run_create, run_execute
+from providers.aio import run_sync
+from providers.gateway import StudioGateway
+
+MAX_TOOL_DEPTH = 3
+
+
+def agent_spec(agent: Agent, *, depth: int = 0, seen: frozenset[str] = frozenset()) -> AgentSpec:
+    """The runtime's view of an agent, with its react tools resolved within the organization
+    (bounded depth; an agent never offers itself or an ancestor)."""
+    tools: tuple[AgentSpec, ...] = ()
+    entries = agent.config.get("tools") or []
+    if entries and depth < MAX_TOOL_DEPTH:
+        wanted = [entry["agent_id"] for entry in entries if entry["agent_id"] not in seen | {agent.pk}]
+        found = {a.pk: a for a in Agent.objects.filter(organization_id=agent.organization_id, pk__in=wanted)}
+        tools = tuple(
+            _with_tool_description(
+                agent_spec(found[entry["agent_id"]], depth=depth + 1, seen=seen | {agent.pk}), entry
+            )
+            for entry in entries
+            if entry["agent_id"] in found
+        )
+    return AgentSpec(
+        agent_id=agent.pk, name=agent.name, description=agent.description, config=agent.config, tools=tools
+    )
+
+
+def _with_tool_description(spec: AgentSpec, entry: Mapping[str, Any]) -> AgentSpec:
+    return dataclasses.replace(spec, description=entry["description"]) if entry.get("description") else spec
+
+
+def agent_inputs_check(agent: Agent, inputs: Any) -> dict[str, Any]:
+    """The inputs conformed to the signature; AgentError("invalid_input", 400) before any run exists."""
+    return validate_inputs(agent.config["signature"]["inputs"], inputs)
+
+
+def agent_run_create(
+    *, agent: Agent, user, inputs: Mapping[str, Any], kind=Run.Kind.AGENT_TEST, **refs
+) -> Run:
+    return run_create(
+        organization_id=agent.organization_id,
+        user_id=getattr(user, "pk", None),
+        kind=kind,
+        input=inputs,
+        agent_id=agent.pk,
+        **refs,
+    )
+
+
+def agent_work(spec: AgentSpec, inputs: Mapping[str, Any], *, stream: bool = False):
+    """The work of a run that executes one agent (for `run_execute` / `launch_run`)."""
+
+    async def work(recorder, root_span_id) -> RunOutcome:
+        result = await run_agent(
+            spec,
+            inputs,
+            gateway=StudioGateway(run=recorder.run, recorder=recorder),
+            recorder=recorder,
+            breaker=CacheCircuitBreaker(),
+            parent_span_id=root_span_id,
+            stream=stream,
+        )
+        return RunOutcome(
+            output=result.output,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cost_usd=result.cost_usd,
+            extra={"agents_executed": [spec.agent_id]},
+        )
+
+    return work
+
+
+def agent_test_run(*, user, agent: Agent, inputs: Any) -> dict[str, Any]:
+    """`POST /api/agents/{id}/test`: runs the agent once as a recorded `agent_test` run and returns
+    its output, usage and ids. Invalid inputs fail before a run exists; a failed run raises
+    RunFailed (with the run id), e.g. 402 budget_exceeded."""
+    inputs = agent_inputs_check(agent, inputs)
+    spec = agent_spec(agent)
+    run = agent_run_create(agent=agent, user=user, inputs=inputs)
+    run, _ = run_sync(run_execute, run, agent_work(spec, inputs), name=agent.name)
+    return run_summary(run)
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    """The response of a synchronous execution."""
+    return {
+        "output": run.output,
+        "tokens": {"input": run.input_tokens, "output": run.output_tokens, "total": run.total_tokens},
+        "cost": float(run.cost_usd),
+        "run_id": run.pk,
+        "trace_id": run.trace_id,
+        "execution_time_ms": run.execution_time_ms,
+    }
+
+
+agent_spec_async = sync_to_async(agent_spec)

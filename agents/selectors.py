@@ -1,0 +1,96 @@
+"""Reads of agents: the organization's agents, one agent, its history, and what still uses it."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from agents.models import Agent, AgentVersion
+from providers.gateway import provider_config_resolve
+from providers.llm.types import ProviderNotConfigured
+from studio.api.errors import ApiError
+
+
+def agent_search_q(term: str) -> Q:
+    """Agents whose name or description contains `term` (case-insensitive)."""
+    return Q(name__icontains=term) | Q(description__icontains=term)
+
+
+def agent_list(
+    *, user, status: str | None = None, agent_type: str | None = None, search: str | None = None
+) -> QuerySet[Agent]:
+    """The agents of the user's organization, newest first, optionally filtered."""
+    agents = Agent.objects.filter(organization_id=user.organization_id)
+    if status:
+        agents = agents.filter(status=status)
+    if agent_type:
+        agents = agents.filter(agent_type=agent_type)
+    if search:
+        agents = agents.filter(agent_search_q(search))
+    return agents
+
+
+def agent_get(*, user, agent_id: str) -> Agent:
+    """One agent of the user's organization; another organization's agent is a 404 like a missing one."""
+    agent = agent_list(user=user).filter(pk=agent_id).first()
+    if agent is None:
+        raise ApiError(404, "not_found", "Agent not found.")
+    return agent
+
+
+def agent_version_list(*, agent: Agent) -> QuerySet[AgentVersion]:
+    """The configs the agent had before, newest first."""
+    return AgentVersion.objects.filter(agent_id=agent.pk).order_by("-created_at", "-id")
+
+
+def agent_users(*, agent: Agent) -> list[str]:
+    """What keeps the agent from being deleted: the orchestrations that list it and the running
+    deployments that serve it, as readable labels (empty when nothing does).
+
+    Those models live in apps above this one, so they are looked up by label and skipped while
+    they are not installed."""
+    return [
+        *(f"orchestration {name!r}" for name in _orchestrations_using(agent)),
+        *(f"running deployment {name!r}" for name in _running_deployments_of(agent)),
+    ]
+
+
+def _model(label: str, name: str):
+    try:
+        return apps.get_model(label, name)
+    except LookupError:
+        return None
+
+
+def _orchestrations_using(agent: Agent) -> list[str]:
+    orchestration = _model("orchestrations", "Orchestration")
+    if orchestration is None:
+        return []
+    rows = orchestration.objects.filter(organization_id=agent.organization_id)
+    if connection.features.supports_json_field_contains:
+        return list(rows.filter(agent_ids__contains=[agent.pk]).values_list("name", flat=True))
+    # SQLite has no JSON containment: the organization's orchestrations are few, scan their lists.
+    return [name for name, ids in rows.values_list("name", "agent_ids") if agent.pk in (ids or [])]
+
+
+def _running_deployments_of(agent: Agent) -> list[str]:
+    deployment = _model("deployments", "Deployment")
+    if deployment is None:
+        return []
+    return list(deployment.objects.filter(agent_id=agent.pk, status="running").values_list("name", flat=True))
+
+
+def agent_provider_base_url(*, user, agent: Agent) -> str | None:
+    """The base URL of the provider config the agent's calls would use for `user`, if it has one."""
+    provider = agent.config.get("provider") or {}
+    try:
+        config = provider_config_resolve(
+            organization_id=agent.organization_id,
+            user_id=user.pk,
+            kind=provider.get("provider"),
+            provider_id=provider.get("provider_id"),
+        )
+    except ProviderNotConfigured:
+        return None
+    return (config.api_base_url or None) if config is not None else None

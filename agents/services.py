@@ -1,0 +1,345 @@
+"""Writes of agents: create, update, restore a version, delete. Each one is a transaction that
+audits itself.
+
+Versions: an agent starts at 1.0.0. A change of `config_yaml` that changes the validated config
+stores the config it replaces as an `AgentVersion` and bumps the version, minor when the
+signature's interface changes (an input or output added, removed, renamed, retyped, made optional
+or given other enum values) and patch for everything else (prompt, descriptions, provider, config,
+tools), as `agents.config.version_bump` decides. A new YAML text with the same config (comments,
+formatting) is kept without a new version. The other fields change in place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import transaction
+
+from agents.config import ConfigError, parse_agent_config, version_bump
+from agents.models import Agent, AgentVersion
+from agents.selectors import agent_users, agent_version_list
+from providers.gateway import provider_config_resolve
+from providers.llm.types import ProviderNotConfigured
+from studio.api.errors import ApiError
+from studio.audit import audit_record
+from studio.changes import apply_changes
+
+UPDATABLE_FIELDS = ("name", "description", "agent_type", "status", "is_public", "config_yaml")
+MAX_SUMMARY = 500
+
+
+# --- config checks -------------------------------------------------------------------------------
+
+
+def agent_config_parse(
+    *, organization_id: str, config_yaml: str, user=None, agent: Agent | None = None
+) -> dict[str, Any]:
+    """Parses and validates an agent config YAML for an organization; raises ConfigError.
+
+    Beyond the schema: `provider.provider_id` must be an active config of that kind in the
+    organization, org-wide or `user`'s own, and every `tools[].agent_id` an agent of the same
+    organization other than `agent` itself."""
+
+    def provider_exists(kind: str, provider_id: str) -> bool:
+        try:
+            found = provider_config_resolve(
+                organization_id=organization_id,
+                user_id=getattr(user, "pk", None),
+                kind=kind,
+                provider_id=provider_id,
+            )
+        except ProviderNotConfigured:
+            return False
+        return found is not None
+
+    config = parse_agent_config(config_yaml, provider_exists=provider_exists)
+    _check_tools(config["tools"], organization_id=organization_id, agent=agent)
+    return config
+
+
+def _check_tools(tools: list[dict[str, Any]], *, organization_id: str, agent: Agent | None) -> None:
+    if not tools:
+        return
+    wanted = [tool["agent_id"] for tool in tools]
+    known = set(
+        Agent.objects.filter(organization_id=organization_id, pk__in=wanted).values_list("pk", flat=True)
+    )
+    errors = []
+    for index, agent_id in enumerate(wanted):
+        path = f"tools[{index}].agent_id"
+        if agent is not None and agent_id == agent.pk:
+            errors.append({"path": path, "message": "an agent cannot be its own tool"})
+        elif agent_id not in known:
+            errors.append({"path": path, "message": f"no agent {agent_id!r} in this organization"})
+    if errors:
+        raise ConfigError(errors)
+
+
+def invalid_config(error: ConfigError) -> ApiError:
+    """The 400 for a config that does not validate: every error with its path under `config_yaml`."""
+    first = error.errors[0]
+    where = first["path"] or "the document"
+    message = f"The agent config is invalid ({where}: {first['message']})"
+    return ApiError(400, "invalid_config", message, fields={"config_yaml": error.errors})
+
+
+def _parsed(**kwargs) -> dict[str, Any]:
+    try:
+        return agent_config_parse(**kwargs)
+    except ConfigError as error:
+        raise invalid_config(error) from None
+
+
+# --- writes --------------------------------------------------------------------------------------
+
+
+def agent_create(
+    *,
+    user,
+    name: str,
+    config_yaml: str,
+    agent_type: str = Agent.AgentType.CUSTOM,
+    description: str = "",
+    status: str = Agent.Status.DRAFT,
+    is_public: bool = False,
+) -> Agent:
+    """Creates an agent of the user's organization at version 1.0.0 from a validated config."""
+    config = _parsed(organization_id=user.organization_id, user=user, config_yaml=config_yaml)
+    with transaction.atomic():
+        agent = Agent.objects.create(
+            organization_id=user.organization_id,
+            name=name,
+            description=description,
+            agent_type=agent_type,
+            config_yaml=config_yaml,
+            config=config,
+            status=status,
+            is_public=is_public,
+            created_by=user,
+        )
+        audit_record(
+            actor=user,
+            organization_id=agent.organization_id,
+            operation="create",
+            instance=agent,
+            changes={
+                "name": agent.name,
+                "agent_type": agent.agent_type,
+                "status": agent.status,
+                "is_public": agent.is_public,
+                "version": agent.version,
+            },
+        )
+    return agent
+
+
+def agent_update(*, user, agent: Agent, change_summary: str | None = None, **fields) -> Agent:
+    """Changes an agent. A `config_yaml` whose validated config differs from the current one stores
+    the current config as an AgentVersion (with `change_summary`, or one generated from the
+    difference) and bumps the version: minor for a signature interface change, patch otherwise.
+    Other fields change in place."""
+    unknown = set(fields) - set(UPDATABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"agent_update() cannot change {', '.join(sorted(unknown))}")
+    config_yaml = fields.pop("config_yaml", None)
+    config = None
+    if config_yaml is not None and config_yaml != agent.config_yaml:
+        config = _parsed(
+            organization_id=agent.organization_id, user=user, config_yaml=config_yaml, agent=agent
+        )
+    with transaction.atomic():
+        return _change(
+            _locked(agent),
+            user=user,
+            fields=fields,
+            new_config=(config_yaml, config) if config is not None else None,
+            summary=change_summary,
+            operation="update",
+        )
+
+
+def agent_restore_version(*, user, agent: Agent, version: str) -> Agent:
+    """Makes the config of an earlier version current again. Restoring is a change like any other:
+    the current config is stored as a version and the restored one becomes current under a bumped
+    version. The restored config is validated again (its provider or tool agents may be gone)."""
+    snapshot = agent_version_list(agent=agent).filter(version=version).first()
+    if snapshot is None:
+        raise ApiError(404, "not_found", f"Agent version {version!r} not found.")
+    config = _parsed(
+        organization_id=agent.organization_id, user=user, config_yaml=snapshot.config_yaml, agent=agent
+    )
+    with transaction.atomic():
+        return _change(
+            _locked(agent),
+            user=user,
+            fields={},
+            new_config=(snapshot.config_yaml, config),
+            summary=None,
+            operation="restore",
+            restored=version,
+        )
+
+
+def agent_delete(*, user, agent: Agent) -> None:
+    """Deletes an agent; refused (409 `agent_in_use`) while an orchestration lists it or a running
+    deployment serves it."""
+    with transaction.atomic():
+        agent = _locked(agent)
+        users = agent_users(agent=agent)
+        if users:
+            shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+            raise ApiError(
+                409, "agent_in_use", f"The agent is still used by {shown}; remove it from them first."
+            )
+        audit_record(
+            actor=user,
+            organization_id=agent.organization_id,
+            operation="delete",
+            instance=agent,
+            changes={"name": agent.name, "version": agent.version},
+        )
+        agent.delete()
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _locked(agent: Agent) -> Agent:
+    """The agent's current row, locked until the transaction ends, so that concurrent changes
+    each see the version the other wrote."""
+    fresh = Agent.objects.select_for_update().filter(pk=agent.pk).first()
+    if fresh is None:
+        raise ApiError(404, "not_found", "Agent not found.")
+    return fresh
+
+
+def _change(
+    agent: Agent,
+    *,
+    user,
+    fields: dict[str, Any],
+    new_config: tuple[str, dict[str, Any]] | None,
+    summary: str | None,
+    operation: str,
+    restored: str | None = None,
+) -> Agent:
+    fields = dict(fields)
+    noted: dict[str, Any] = {}
+    if new_config is not None and new_config[0] != agent.config_yaml:
+        config_yaml, config = new_config
+        if config == agent.config:
+            fields["config_yaml"] = config_yaml
+            noted["config_yaml"] = "reformatted, same config"
+        else:
+            version = next_version(agent.version, version_bump(agent.config, config))
+            generated = describe_change(agent.config, config)
+            if restored is not None:
+                generated = f"restored {restored}; {generated}"
+            summary = _clip(summary or f"{agent.version} -> {version}: {generated}")
+            AgentVersion.objects.create(
+                agent=agent,
+                version=agent.version,
+                config_yaml=agent.config_yaml,
+                config=agent.config,
+                change_summary=summary,
+                created_by=user,
+            )
+            fields.update(config_yaml=config_yaml, config=config, version=version)
+            noted.update(previous_version=agent.version, change_summary=summary)
+            if restored is not None:
+                noted["restored_version"] = restored
+    changes = apply_changes(agent, fields)
+    if changes:
+        changes.pop("config", None)
+        changes.pop("config_yaml", None)
+        audit_record(
+            actor=user,
+            organization_id=agent.organization_id,
+            operation=operation,
+            instance=agent,
+            changes={**changes, **noted},
+        )
+    return agent
+
+
+def next_version(version: str, part: str) -> str:
+    """`1.2.3` bumped by "minor" is `1.3.0`, by "patch" `1.2.4`."""
+    major, minor, patch = (int(number) for number in version.split("."))
+    return f"{major}.{minor + 1}.0" if part == "minor" else f"{major}.{minor}.{patch + 1}"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_SUMMARY else text[: MAX_SUMMARY - 1] + "…"
+
+
+def describe_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """A short human account of what differs between two normalized configs, e.g.
+    `signature changed: outputs added priority; config changed: temperature 0.7 -> 0.2`."""
+    parts = []
+    signature = _signature_changes(old.get("signature") or {}, new.get("signature") or {})
+    if signature:
+        parts.append("signature changed: " + "; ".join(signature))
+    provider = _provider_changes(old.get("provider") or {}, new.get("provider") or {})
+    if provider:
+        parts.append("provider changed: " + "; ".join(provider))
+    settings = _value_changes(old.get("config") or {}, new.get("config") or {})
+    if settings:
+        parts.append("config changed: " + ", ".join(settings))
+    tools = _tool_changes(old.get("tools") or [], new.get("tools") or [])
+    if tools:
+        parts.append("tools changed: " + "; ".join(tools))
+    return "; ".join(parts) or "config changed"
+
+
+def _signature_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    found = []
+    for side in ("inputs", "outputs"):
+        before = {field["name"]: field for field in old.get(side) or []}
+        after = {field["name"]: field for field in new.get(side) or []}
+        added = [name for name in after if name not in before]
+        removed = [name for name in before if name not in after]
+        changed = [name for name in after if name in before and before[name] != after[name]]
+        for verb, names in (("added", added), ("removed", removed), ("changed", changed)):
+            if names:
+                found.append(f"{side} {verb} {', '.join(names)}")
+        if not (added or removed or changed) and list(before) != list(after):
+            found.append(f"{side} reordered")
+    if old.get("system_prompt") != new.get("system_prompt"):
+        found.append("system prompt edited")
+    return found
+
+
+def _provider_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    found = []
+    if (old.get("provider"), old.get("model")) != (new.get("provider"), new.get("model")):
+        found.append(f"{old.get('provider')} {old.get('model')} -> {new.get('provider')} {new.get('model')}")
+    if old.get("provider_id") != new.get("provider_id"):
+        found.append(f"provider_id {old.get('provider_id')} -> {new.get('provider_id')}")
+    for key in ("responses", "latency_ms"):
+        if old.get(key) != new.get(key):
+            found.append(f"mock {key} changed")
+    return found
+
+
+def _value_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    keys = [*old, *(key for key in new if key not in old)]
+    return [f"{key} {old.get(key)} -> {new.get(key)}" for key in keys if old.get(key) != new.get(key)]
+
+
+def _tool_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+    before = {tool["agent_id"]: tool for tool in old}
+    after = {tool["agent_id"]: tool for tool in new}
+    found = []
+    for verb, ids in (
+        ("added", [agent_id for agent_id in after if agent_id not in before]),
+        ("removed", [agent_id for agent_id in before if agent_id not in after]),
+        (
+            "changed",
+            [agent_id for agent_id in after if agent_id in before and before[agent_id] != after[agent_id]],
+        ),
+    ):
+        if ids:
+            found.append(f"{verb} {', '.join(ids)}")
+    if not found and list(before) != list(after):
+        found.append("reordered")
+    return found

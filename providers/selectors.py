@@ -1,0 +1,96 @@
+"""Reads of provider configs: who sees which config, this month's spend, and usage from the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db.models import Count, DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from observability.models import Span
+from providers.budgets import current_month, spent_this_month
+from providers.models import APIProviderConfig, BudgetCounter
+
+PERIODS = ("day", "week", "month", "year")
+MONEY = DecimalField(max_digits=14, decimal_places=6)
+
+
+def provider_config_list(*, user) -> QuerySet[APIProviderConfig]:
+    """The organization-wide configs of the user's organization and the user's personal ones (never
+    another member's), each annotated with `current_spend_usd` of this month."""
+    spent = BudgetCounter.objects.filter(subject=OuterRef("pk"), month=current_month()).values("spent_usd")
+    return (
+        APIProviderConfig.objects.filter(
+            Q(user__isnull=True) | Q(user_id=user.pk), organization_id=user.organization_id
+        )
+        .annotate(current_spend_usd=Coalesce(Subquery(spent[:1]), Value(Decimal(0)), output_field=MONEY))
+        .order_by("name", "id")
+    )
+
+
+def period_window(period: str, *, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """The calendar day, ISO week, month or year (UTC) containing `now`, as [start, end)."""
+    today = (now or timezone.now()).astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return today, today + dt.timedelta(days=1)
+    if period == "week":
+        start = today - dt.timedelta(days=today.weekday())
+        return start, start + dt.timedelta(days=7)
+    if period == "month":
+        start = today.replace(day=1)
+        return start, (start + dt.timedelta(days=32)).replace(day=1)
+    if period == "year":
+        start = today.replace(month=1, day=1)
+        return start, start.replace(year=start.year + 1)
+    raise ValueError(f"unknown period {period!r}; expected one of {', '.join(PERIODS)}")
+
+
+def _totals() -> dict:
+    # Aliases differ from the Span fields they sum: Django refuses annotations named like a field.
+    return {
+        "calls": Count("id"),
+        "tokens_in": Coalesce(Sum("input_tokens"), 0),
+        "tokens_out": Coalesce(Sum("output_tokens"), 0),
+        "cost": Coalesce(Sum("cost_usd"), Value(Decimal(0)), output_field=MONEY),
+    }
+
+
+def _usage_row(row: dict) -> dict:
+    return {
+        "executions": row["calls"],
+        "input_tokens": row["tokens_in"],
+        "output_tokens": row["tokens_out"],
+        "cost_usd": row["cost"],
+    }
+
+
+def provider_usage(*, config: APIProviderConfig, period: str, now: dt.datetime | None = None) -> dict:
+    """Usage of `config` in the period from its llm spans, in SQL: totals, per day and per model.
+    `executions` counts the LLM calls made through the config (failed calls included, at their cost)."""
+    start, end = period_window(period, now=now)
+    calls = Span.objects.filter(
+        organization_id=config.organization_id,
+        provider_id=config.pk,
+        kind=Span.Kind.LLM,
+        started_at__gte=start,
+        started_at__lt=end,
+    )
+    by_day = (
+        calls.annotate(date=TruncDate("started_at", tzinfo=dt.UTC))
+        .values("date")
+        .annotate(**_totals())
+        .order_by("date")
+    )
+    by_model = calls.values("model").annotate(**_totals()).order_by("model")
+    return {
+        "period": period,
+        "start": start,
+        "end": end,
+        **_usage_row(calls.aggregate(**_totals())),
+        "budget_limit_usd": config.budget_limit_usd,
+        "current_spend_usd": spent_this_month(config.pk),
+        "by_day": [{"date": row["date"], **_usage_row(row)} for row in by_day],
+        "by_model": [{"model": row["model"], **_usage_row(row)} for row in by_model],
+    }
