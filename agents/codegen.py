@@ -87,14 +87,23 @@ def agent_kaizen_source(agent: Agent, *, base_url: str | None = None) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
+def _words(agent_name: str) -> list[str]:
+    ascii_name = unicodedata.normalize("NFKD", agent_name).encode("ascii", "ignore").decode()
+    return re.findall(r"[A-Za-z0-9]+", ascii_name)
+
+
 def signature_class_name(agent_name: str) -> str:
     """`support bot v2` -> `SupportBotV2Signature` (ASCII letters and digits of the name)."""
-    ascii_name = unicodedata.normalize("NFKD", agent_name).encode("ascii", "ignore").decode()
-    words = re.findall(r"[A-Za-z0-9]+", ascii_name)
-    stem = "".join(word[:1].upper() + word[1:] for word in words) or "Agent"
+    stem = "".join(word[:1].upper() + word[1:] for word in _words(agent_name)) or "Agent"
     if stem[0].isdigit():
         stem = f"Agent{stem}"
     return f"{stem}Signature"
+
+
+def source_file_name(agent_name: str) -> str:
+    """`Ticket triage!` -> `ticket_triage.py`."""
+    stem = "_".join(word.lower() for word in _words(agent_name))[:80].strip("_")
+    return f"{stem or 'agent'}.py"
 
 
 class _Names:

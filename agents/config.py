@@ -294,6 +294,8 @@ def _check_unique(items: Any, key: str, *, what: str, path: str, errors: Errors)
 def _field_name(value: Any, path: str, errors: Errors) -> str | None:
     if not isinstance(value, str) or not value.isidentifier() or keyword.iskeyword(value) or len(value) > 64:
         return _fail(errors, path, f"must be a Python identifier of at most 64 characters, got {value!r}")
+    if value.startswith("_"):  # reserved: exported Kaizen signatures and Python internals use them
+        return _fail(errors, path, f"must not start with an underscore, got {value!r}")
     return value
 
 

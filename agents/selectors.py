@@ -44,7 +44,7 @@ def agent_version_list(*, agent: Agent) -> QuerySet[AgentVersion]:
     return AgentVersion.objects.filter(agent_id=agent.pk).order_by("-created_at", "-id")
 
 
-def agent_users(*, agent: Agent) -> list[str]:
+def agent_dependents(*, agent: Agent) -> list[str]:
     """What keeps the agent from being deleted: the orchestrations that list it and the running
     deployments that serve it, as readable labels (empty when nothing does).
 

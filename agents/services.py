@@ -17,7 +17,7 @@ from django.db import transaction
 
 from agents.config import ConfigError, parse_agent_config, version_bump
 from agents.models import Agent, AgentVersion
-from agents.selectors import agent_users, agent_version_list
+from agents.selectors import agent_dependents, agent_version_list
 from providers.gateway import provider_config_resolve
 from providers.llm.types import ProviderNotConfigured
 from studio.api.errors import ApiError
@@ -75,11 +75,11 @@ def _check_tools(tools: list[dict[str, Any]], *, organization_id: str, agent: Ag
         raise ConfigError(errors)
 
 
-def invalid_config(error: ConfigError) -> ApiError:
+def invalid_config(error: ConfigError, *, subject: str = "agent") -> ApiError:
     """The 400 for a config that does not validate: every error with its path under `config_yaml`."""
     first = error.errors[0]
     where = first["path"] or "the document"
-    message = f"The agent config is invalid ({where}: {first['message']})"
+    message = f"The {subject} config is invalid ({where}: {first['message']})"
     return ApiError(400, "invalid_config", message, fields={"config_yaml": error.errors})
 
 
@@ -185,9 +185,10 @@ def agent_delete(*, user, agent: Agent) -> None:
     deployment serves it."""
     with transaction.atomic():
         agent = _locked(agent)
-        users = agent_users(agent=agent)
-        if users:
-            shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+        dependents = agent_dependents(agent=agent)
+        if dependents:
+            more = len(dependents) - 5
+            shown = ", ".join(dependents[:5]) + (f" and {more} more" if more > 0 else "")
             raise ApiError(
                 409, "agent_in_use", f"The agent is still used by {shown}; remove it from them first."
             )
@@ -322,7 +323,9 @@ def _provider_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[st
 
 
 def _value_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    keys = [*old, *(key for key in new if key not in old)]
+    # In the new config's order: it comes fresh from the schema, while PostgreSQL's jsonb stores
+    # the old one with its keys sorted its own way.
+    keys = [*new, *(key for key in old if key not in new)]
     return [f"{key} {old.get(key)} -> {new.get(key)}" for key in keys if old.get(key) != new.get(key)]
 
 

@@ -1,0 +1,44 @@
+"""Orchestrations: saved agents composed by one of the multi-agent patterns."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from orchestrations.patterns import PATTERNS
+from studio.ids import PrefixedIdField
+
+
+class Orchestration(models.Model):
+    """`agent_ids` is ordered: a position's role comes from the pattern (e.g. the router first).
+    `config` is the validated pattern config of `config_yaml` with every default filled in."""
+
+    Pattern = models.TextChoices("Pattern", [(pattern_id, pattern_id) for pattern_id in PATTERNS])
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        ACTIVE = "active"
+        DEPRECATED = "deprecated"
+
+    id = PrefixedIdField("orch")
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True, max_length=2000)
+    pattern = models.CharField(max_length=30, choices=Pattern.choices)
+    config_yaml = models.TextField(blank=True)
+    config = models.JSONField(default=dict)
+    agent_ids = models.JSONField(default=list)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.name

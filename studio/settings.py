@@ -185,6 +185,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "UserStatusEnum": "accounts.models.User.Status",
         "OrganizationStatusEnum": "accounts.models.Organization.Status",
+        "LifecycleStatusEnum": "agents.models.Agent.Status",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {"deploymentKey": {"type": "http", "scheme": "bearer"}},

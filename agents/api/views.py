@@ -16,19 +16,14 @@ from agents.api.serializers import (
     AgentValidationSerializer,
     AgentVersionSerializer,
 )
-from agents.codegen import agent_kaizen_source, signature_class_name
+from agents.codegen import agent_kaizen_source, source_file_name
 from agents.config import ConfigError
 from agents.models import Agent
 from agents.selectors import agent_list, agent_provider_base_url, agent_version_list
+from studio.api.parsing import validated
 from studio.api.viewsets import OrgScopedViewSet
 
 VERSION_PATTERN = r"[0-9]+\.[0-9]+\.[0-9]+"
-
-
-def _valid(serializer_class, request):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class PythonSourceRenderer(renderers.BaseRenderer):
@@ -77,14 +72,14 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     def create(self, request):
         """Creates an agent at version 1.0.0; config errors are a 400 `invalid_config` with every
         error as `{path, message}` under `fields.config_yaml`."""
-        agent = services.agent_create(user=request.user, **_valid(AgentCreateSerializer, request))
+        agent = services.agent_create(user=request.user, **validated(AgentCreateSerializer, request.data))
         return Response(AgentReadSerializer(agent).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=AgentUpdateSerializer, responses=AgentReadSerializer)
     def partial_update(self, request, pk=None):
         """Changes an agent; a changed config is kept as a version (minor bump for a signature
         change, patch otherwise)."""
-        data = _valid(AgentUpdateSerializer, request)
+        data = validated(AgentUpdateSerializer, request.data)
         agent = services.agent_update(user=request.user, agent=self.get_object(), **data)
         return Response(AgentReadSerializer(agent).data)
 
@@ -118,7 +113,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     @action(detail=False, methods=["post"])
     def validate(self, request):
         """Validates a config without saving anything: `{valid, errors: [{path, message}], config}`."""
-        data = _valid(AgentValidateSerializer, request)
+        data = validated(AgentValidateSerializer, request.data)
         try:
             config = services.agent_config_parse(
                 organization_id=request.user.organization_id,
@@ -139,5 +134,5 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         """The agent as a Python module for the Kailash Kaizen SDK."""
         agent = self.get_object()
         source = agent_kaizen_source(agent, base_url=agent_provider_base_url(user=request.user, agent=agent))
-        filename = signature_class_name(agent.name).removesuffix("Signature").lower() + "_agent.py"
-        return Response(source, headers={"Content-Disposition": f'inline; filename="{filename}"'})
+        disposition = f'inline; filename="{source_file_name(agent.name)}"'
+        return Response(source, headers={"Content-Disposition": disposition})

@@ -121,7 +121,9 @@ class PatternRun:
         """Open a `pattern` span named `<pattern>.<name>` under the run's span for one step."""
         recorder = self.ctx.recorder
         span_id = await recorder.span_open(
-            kind="pattern", name=f"{self.pattern_id}.{name}", parent_id=self.ctx.parent_span_id,
+            kind="pattern",
+            name=f"{self.pattern_id}.{name}",
+            parent_id=self.ctx.parent_span_id,
             attributes=attributes,
         )
         step = Step(span_id)
@@ -137,8 +139,12 @@ class PatternRun:
             raise
         finally:
             await recorder.span_close(
-                span_id, status=status, error=error, input_tokens=step.usage.input_tokens,
-                output_tokens=step.usage.output_tokens, cost_usd=step.usage.cost_usd,
+                span_id,
+                status=status,
+                error=error,
+                input_tokens=step.usage.input_tokens,
+                output_tokens=step.usage.output_tokens,
+                cost_usd=step.usage.cost_usd,
             )
 
     async def call(
@@ -187,7 +193,9 @@ class PatternRun:
         outputs = [task.result() for task in tasks]
         if outputs and all(output is None for output in outputs):
             raise AgentError(
-                "all_agents_failed", "Every agent of this step failed.", status=502,
+                "all_agents_failed",
+                "Every agent of this step failed.",
+                status=502,
                 fields={"errors": dict(self.errors)},
             )
         return outputs

@@ -19,7 +19,8 @@ from orchestrations.patterns.options import Number
 
 DONE = "done"
 DONE_FIELD = {
-    "name": DONE, "type": "bool",
+    "name": DONE,
+    "type": "bool",
     "description": "true when the blackboard holds a complete answer to the input",
 }
 CONTRIBUTE = (
@@ -45,8 +46,12 @@ async def execute(run: PatternRun) -> Output:
             contributions = run.by_name(contributors, outputs)
             blackboard.update(contributions)
             review = await run.call(
-                step, 0, _inputs(run, 0, blackboard, review, iteration),
-                instructions=CONTROL, extra_outputs=[DONE_FIELD], essential=True,
+                step,
+                0,
+                _inputs(run, 0, blackboard, review, iteration),
+                instructions=CONTROL,
+                extra_outputs=[DONE_FIELD],
+                essential=True,
             )
         done = review.get(DONE) is True
         await run.emit_step("iteration", iteration=iteration, contributors=list(contributions), done=done)

@@ -33,8 +33,11 @@ async def execute(run: PatternRun) -> Output:
     async with run.step("vote", decision_field=field) as step:
         outputs = await run.call_all(
             run.call(
-                step, p, inputs_from(run.agents[p], run.inputs),
-                instructions=instructions, extra_outputs=[ballot],
+                step,
+                p,
+                inputs_from(run.agents[p], run.inputs),
+                instructions=instructions,
+                extra_outputs=[ballot],
             )
             for p in voters
         )

@@ -65,7 +65,9 @@ async def _judge(run: PatternRun, transcript: list[dict[str, Any]]) -> tuple[Out
     judge = len(run.agents) - 1
     choices = [*run.names[:-1], DRAW]
     winner_field = {
-        "name": WINNER, "type": "enum", "enum_values": choices,
+        "name": WINNER,
+        "type": "enum",
+        "enum_values": choices,
         "description": "The debater who argued best, or draw.",
     }
     instructions = (
@@ -75,8 +77,12 @@ async def _judge(run: PatternRun, transcript: list[dict[str, Any]]) -> tuple[Out
     brief = {"input": run.inputs, "transcript": transcript}
     async with run.step("judge") as step:
         verdict = await run.call(
-            step, judge, inputs_with_brief(run.agents[judge], brief, run.inputs),
-            instructions=instructions, extra_outputs=[winner_field], essential=True,
+            step,
+            judge,
+            inputs_with_brief(run.agents[judge], brief, run.inputs),
+            instructions=instructions,
+            extra_outputs=[winner_field],
+            essential=True,
         )
     winner = verdict.get(WINNER)
     return verdict, winner if winner in choices else None

@@ -27,9 +27,11 @@ async def execute(run: PatternRun) -> Output:
     await run.emit_step("synthesize", experts=list(answers))
     async with run.step("synthesize") as step:
         output = await run.call(
-            step, synthesizer,
+            step,
+            synthesizer,
             inputs_with_brief(run.agents[synthesizer], {"input": run.inputs, "answers": answers}, run.inputs),
-            instructions=run.config["synthesis_prompt"] or DEFAULT_SYNTHESIS, essential=True,
+            instructions=run.config["synthesis_prompt"] or DEFAULT_SYNTHESIS,
+            essential=True,
         )
     return {"output": output, "answers": answers}
 

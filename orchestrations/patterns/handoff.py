@@ -36,23 +36,33 @@ async def execute(run: PatternRun) -> Output:
 
 async def _ask_tier(run: PatternRun, position: int) -> Output:
     config = run.config
-    fields = [{
-        "name": config["escalate_field"], "type": "bool",
-        "description": "true if you cannot handle this input and it must go to the next tier",
-    }]
+    fields = [
+        {
+            "name": config["escalate_field"],
+            "type": "bool",
+            "description": "true if you cannot handle this input and it must go to the next tier",
+        }
+    ]
     if config["confidence_field"]:
-        fields.append({
-            "name": config["confidence_field"], "type": "float",
-            "description": "How confident you are in your answer, from 0 to 1.",
-        })
+        fields.append(
+            {
+                "name": config["confidence_field"],
+                "type": "float",
+                "description": "How confident you are in your answer, from 0 to 1.",
+            }
+        )
     instructions = (
         f"You are tier {position + 1} of {len(run.agents)} in a hand-off chain. Answer the input if you "
         f"can; if you cannot handle it, set `{config['escalate_field']}` to true."
     )
     async with run.step("tier", tier=position + 1) as step:
         return await run.call(
-            step, position, inputs_from(run.agents[position], run.inputs),
-            instructions=instructions, extra_outputs=fields, essential=True,
+            step,
+            position,
+            inputs_from(run.agents[position], run.inputs),
+            instructions=instructions,
+            extra_outputs=fields,
+            essential=True,
         )
 
 

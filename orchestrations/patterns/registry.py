@@ -20,7 +20,15 @@ from orchestrations.patterns.base import Pattern
 PATTERNS: dict[str, Pattern] = {
     module.PATTERN.id: module.PATTERN
     for module in (
-        sequential, parallel, supervisor_worker, router, ensemble, consensus, debate, handoff, blackboard
+        sequential,
+        parallel,
+        supervisor_worker,
+        router,
+        ensemble,
+        consensus,
+        debate,
+        handoff,
+        blackboard,
     )
 }
 

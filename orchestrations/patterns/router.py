@@ -33,8 +33,12 @@ async def execute(run: PatternRun) -> Output:
     )
     async with run.step("route") as step:
         decision = await run.call(
-            step, 0, inputs_from(run.agents[0], run.inputs),
-            instructions=instructions, extra_outputs=[route_to], essential=True,
+            step,
+            0,
+            inputs_from(run.agents[0], run.inputs),
+            instructions=instructions,
+            extra_outputs=[route_to],
+            essential=True,
         )
     requested = decision.get(ROUTE_TO)
     position = _specialist(run, requested)

@@ -33,8 +33,12 @@ async def execute(run: PatternRun) -> Output:
     supervisor = run.agents[0]
     async with run.step("plan", mode=mode) as step:
         plan = await run.call(
-            step, 0, inputs_from(supervisor, run.inputs), instructions=_plan_instructions(run, mode),
-            extra_outputs=[_subtasks_field(run, mode)], essential=True,
+            step,
+            0,
+            inputs_from(supervisor, run.inputs),
+            instructions=_plan_instructions(run, mode),
+            extra_outputs=[_subtasks_field(run, mode)],
+            essential=True,
         )
     entries = plan.get(SUBTASKS)
     entries = entries if isinstance(entries, list) else []
@@ -42,14 +46,19 @@ async def execute(run: PatternRun) -> Output:
     if not assignments:
         raise AgentError("invalid_plan", "The supervisor assigned no subtask to any worker.", status=502)
     await run.emit_step(
-        "plan", mode=mode, assignments=[{"worker": run.names[w], "task": t} for w, t in assignments],
+        "plan",
+        mode=mode,
+        assignments=[{"worker": run.names[w], "task": t} for w, t in assignments],
         dropped=len(entries) - len(assignments),
     )
     results = await _work(run, assignments)
     async with run.step("combine") as step:
         combined = await run.call(
-            step, 0, inputs_with_brief(supervisor, {"task": run.inputs, "results": results}, run.inputs),
-            instructions=COMBINE, essential=True,
+            step,
+            0,
+            inputs_with_brief(supervisor, {"task": run.inputs, "results": results}, run.inputs),
+            instructions=COMBINE,
+            essential=True,
         )
     return {"output": combined, "subtasks": results}
 
@@ -102,8 +111,10 @@ def _assignments(run: PatternRun, entries: list[Any], mode: str) -> list[Assignm
         assignments = [
             (workers[entry["worker"]], entry["task"])
             for entry in entries
-            if isinstance(entry, Mapping) and _is_task(entry.get("task"))
-            and isinstance(entry.get("worker"), str) and entry["worker"] in workers
+            if isinstance(entry, Mapping)
+            and _is_task(entry.get("task"))
+            and isinstance(entry.get("worker"), str)
+            and entry["worker"] in workers
         ]
     return assignments[: run.config["max_subtasks"]]
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from agents.models import Agent, AgentVersion
+from agents.selectors import agent_get, agent_list
 from observability.models import AuditLog
+from studio.api.errors import ApiError
 from tests.accounts.factories import make_user
 from tests.agents.factories import agent_config, agent_yaml, make_agent
 from tests.conftest import client_for
@@ -401,3 +403,18 @@ def test_versions_list_query_count_is_constant(auth_client, member, django_asser
     with django_assert_num_queries(4):  # the caller, the agent, the count, the page
         response = auth_client.get(f"/api/agents/{agent.pk}/versions?limit=100")
     assert response.status_code == 200 and response.json()["count"] == n
+
+
+def test_selectors_scope_to_the_organization_and_filter(member, other_org_owner):
+    org = member.organization
+    triage = make_agent(org, name="Ticket triage", agent_type="classifier", status="active")
+    make_agent(org, name="Greeter", agent_type="chat")
+    foreign = make_agent(other_org_owner.organization, name="Ticket bot", status="active")
+    assert set(agent_list(user=member)) == set(Agent.objects.filter(organization=org))
+    assert list(agent_list(user=member, status="active", agent_type="classifier", search="TICKET")) == [
+        triage
+    ]
+    assert agent_get(user=member, agent_id=triage.pk) == triage
+    with pytest.raises(ApiError) as caught:
+        agent_get(user=member, agent_id=foreign.pk)
+    assert caught.value.status_code == 404

@@ -9,7 +9,12 @@ import typing
 
 import pytest
 
-from agents.codegen import SIGNATURE_ATTRIBUTES, agent_kaizen_source, signature_class_name
+from agents.codegen import (
+    SIGNATURE_ATTRIBUTES,
+    agent_kaizen_source,
+    signature_class_name,
+    source_file_name,
+)
 from agents.config import validate_agent_config
 from agents.models import Agent
 from tests.agents.factories import agent_config, agent_yaml, make_agent
@@ -207,6 +212,8 @@ def test_class_names_come_from_the_agent_name():
     assert signature_class_name("émoji agent") == "EmojiAgentSignature"
     assert signature_class_name("42") == "Agent42Signature"
     assert signature_class_name("!!!") == "AgentSignature"
+    assert source_file_name('Ticket "triage" v2!') == "ticket_triage_v2.py"
+    assert source_file_name("🎉") == "agent.py"
 
 
 def test_field_names_that_shadow_names_of_the_module_or_of_signature_still_work():
@@ -255,7 +262,7 @@ def test_code_endpoint_serves_python_that_runs_for_viewers(viewer_client, viewer
     response = viewer_client.get(f"/api/agents/{agent.pk}/code")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/x-python; charset=utf-8"
-    assert response["Content-Disposition"] == 'inline; filename="tickettriage_agent.py"'
+    assert response["Content-Disposition"] == 'inline; filename="ticket_triage.py"'
     namespace = run_module(response.content.decode())
     assert_reflects(namespace, every_type())
     assert namespace["STUDIO_AGENT_ID"] == agent.pk

@@ -555,3 +555,19 @@ def changed(change):
 def test_version_bump_is_minor_only_when_the_signature_interface_changes(change, bump):
     old, new = changed(change)
     assert version_bump(old, new) == bump
+
+
+def test_field_names_may_not_start_with_an_underscore():
+    document = {
+        "signature": {
+            "system_prompt": "Answer.",
+            "inputs": [{"name": "__init__", "type": "string"}],
+            "outputs": [{"name": "x", "type": "string"}],
+        },
+        "provider": {"provider": "mock", "model": "mock-1"},
+    }
+    with pytest.raises(ConfigError) as error:
+        validate_agent_config(document)
+    assert error.value.errors == [
+        {"path": "signature.inputs[0].name", "message": "must not start with an underscore, got '__init__'"}
+    ]

@@ -24,7 +24,8 @@ class Behaviour:
     error_message: str = "scripted failure"
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # wait before answering
-    drip: bool = False  # send headers, then one byte per second, forever
+    drip: bool = False  # send headers, then one byte every `drip_interval_s`, forever
+    drip_interval_s: float = 1.0
     huge_bytes: int = 0  # answer with a body of this many bytes
     declare_length: bool = True  # send Content-Length with the huge body (False: chunked)
 
@@ -62,9 +63,9 @@ def delay(seconds: float, then: Behaviour | None = None) -> Behaviour:
     return replace(then or Behaviour(), delay_s=seconds)
 
 
-def drip() -> Behaviour:
-    """Send a 200 and then one byte a second, never finishing."""
-    return Behaviour(drip=True)
+def drip(interval_s: float = 1.0) -> Behaviour:
+    """Send a 200 and then one byte every `interval_s` (a second by default), never finishing."""
+    return Behaviour(drip=True, drip_interval_s=interval_s)
 
 
 def huge(size_bytes: int, *, declare_length: bool = True) -> Behaviour:

@@ -21,7 +21,6 @@ from aiohttp import web
 
 from tests.fakes.behaviours import Behaviour
 
-DRIP_INTERVAL_S = 1.0
 HUGE_CHUNK_BYTES = 64 * 1024
 
 
@@ -186,7 +185,7 @@ class FakeLLMServer:
         if behaviour.status != 200:
             return self.error(behaviour.status, behaviour.error_message, headers=behaviour.headers)
         if behaviour.drip:
-            return await self._drip(request)
+            return await self._drip(request, behaviour.drip_interval_s)
         if behaviour.huge_bytes:
             return await self._huge(request, behaviour)
         return await answer_with(request, body, behaviour)
@@ -194,13 +193,13 @@ class FakeLLMServer:
     def error(self, status: int, message: str, *, headers: Mapping[str, str] | None = None) -> web.Response:
         return web.json_response(self.error_body(status, message), status=status, headers=headers)
 
-    async def _drip(self, request: web.Request) -> web.StreamResponse:
+    async def _drip(self, request: web.Request, interval_s: float) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         try:
             while True:
                 await response.write(b" ")
-                await asyncio.sleep(DRIP_INTERVAL_S)
+                await asyncio.sleep(interval_s)
         except ConnectionResetError:  # the client gave up, as it should
             return response
 

@@ -61,6 +61,13 @@ async def collect(adapter, request: CompletionRequest) -> tuple[list[Delta], Com
     return items[:-1], items[-1]
 
 
+def keyless_adapter(provider):
+    """openai_compatible servers get a placeholder key; OpenAI itself and Anthropic need a real one."""
+    if provider.kind == "openai_compatible":
+        return provider.adapter(kind="openai", api_key="")
+    return provider.adapter(api_key="")
+
+
 def assert_key_hidden(error: BaseException, key: str) -> None:
     assert error.__suppress_context__
     assert key not in str(error)
@@ -96,15 +103,9 @@ async def test_a_call_with_a_rejected_key_raises_invalid_api_key_without_the_key
 
 async def test_a_provider_without_a_key_fails_before_calling(provider):
     with pytest.raises(InvalidApiKey, match="no API key"):
-        await create_keyless(provider).complete(ask())
+        await keyless_adapter(provider).complete(ask())
 
     assert provider.server.requests == []
-
-
-def create_keyless(provider):
-    if provider.kind == "openai_compatible":
-        return provider.adapter(kind="openai", api_key="")
-    return provider.adapter(api_key="")
 
 
 async def test_a_plain_answer_comes_back_with_usage(provider):
@@ -182,11 +183,11 @@ async def test_streaming_yields_the_deltas_in_order_then_one_completion(provider
 
 
 async def test_deltas_arrive_while_the_provider_is_still_sending(provider):
-    provider.server.enqueue(answer("one two three", chunk_delay_s=0.1))
+    provider.server.enqueue(answer("one two three", chunk_delay_s=0.05))
 
     arrivals = [time.perf_counter() async for _ in provider.adapter().stream(ask())]
 
-    assert arrivals[-1] - arrivals[0] >= 0.2  # buffered, they would all arrive at once
+    assert arrivals[-1] - arrivals[0] >= 0.15  # buffered, they would all arrive at once
 
 
 async def test_a_streamed_structured_answer_is_parsed(provider):
@@ -248,17 +249,19 @@ async def test_a_slow_provider_times_out_at_the_deadline(provider):
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
 async def test_a_dripping_provider_is_cut_at_the_total_deadline(provider, streaming):
-    provider.server.enqueue(drip())
+    # A byte every 0.1 s keeps every read within the 0.6 s read timeout: only the total deadline ends it.
+    provider.server.enqueue(drip(interval_s=0.1))
     adapter = provider.adapter()
     started = time.perf_counter()
 
     with pytest.raises(ProviderTimeout):
         if streaming:
-            await collect(adapter, ask(timeout_s=1.0))
+            await collect(adapter, ask(timeout_s=0.6))
         else:
-            await adapter.complete(ask(timeout_s=1.0))
+            await adapter.complete(ask(timeout_s=0.6))
 
-    assert 1.0 <= time.perf_counter() - started < 1.5
+    assert 0.6 <= time.perf_counter() - started < 1.1
+    assert len(provider.server.requests) == 1
 
 
 @pytest.mark.parametrize("declare_length", [True, False], ids=["content-length", "chunked"])
@@ -321,3 +324,13 @@ async def test_responses_are_asked_for_uncompressed_so_the_size_limit_bounds_mem
 
     (request,) = provider.server.requests
     assert request.headers["Accept-Encoding"] == "identity"
+
+
+async def test_a_provider_error_that_quotes_the_key_does_not_repeat_it(provider):
+    provider.server.reset(api_key=SECRET_KEY)
+    provider.server.enqueue(status(503, message=f"overloaded while serving {SECRET_KEY}"))
+
+    with pytest.raises(ProviderError, match="overloaded") as raised:
+        await provider.adapter(api_key=SECRET_KEY).complete(ask(max_retries=0))
+
+    assert_key_hidden(raised.value, SECRET_KEY)

@@ -1,0 +1,41 @@
+from django import forms
+from django.contrib import admin
+
+from agents.config import ConfigError
+from orchestrations.models import Orchestration
+from orchestrations.services import orchestration_config_parse
+
+
+class OrchestrationAdminForm(forms.ModelForm):
+    class Meta:
+        model = Orchestration
+        fields = ["organization", "name", "description", "pattern", "agent_ids", "config_yaml", "status"]
+
+    def clean(self):
+        cleaned = super().clean()
+        organization = cleaned.get("organization")
+        if organization is not None and cleaned.get("pattern"):
+            try:
+                cleaned["config"] = orchestration_config_parse(
+                    organization_id=organization.pk,
+                    pattern=cleaned["pattern"],
+                    config_yaml=cleaned.get("config_yaml") or "",
+                    agent_ids=cleaned.get("agent_ids") or [],
+                )
+            except ConfigError as error:
+                raise forms.ValidationError([f"{e['path']}: {e['message']}" for e in error.errors]) from None
+        return cleaned
+
+    def save(self, commit=True):
+        self.instance.config = self.cleaned_data["config"]
+        return super().save(commit)
+
+
+@admin.register(Orchestration)
+class OrchestrationAdmin(admin.ModelAdmin):
+    form = OrchestrationAdminForm
+    list_display = ["name", "organization", "pattern", "status", "created_at"]
+    list_filter = ["pattern", "status"]
+    search_fields = ["name", "description", "organization__name"]
+    list_select_related = ["organization"]
+    readonly_fields = ["id", "created_at", "updated_at"]
