@@ -20,6 +20,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py reap_runs
 	$(BIN)/daphne -b $(HOST) -p $(PORT) studio.asgi:application
 
 test: $(STAMP)

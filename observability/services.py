@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import itertools
 import logging
 import time
@@ -13,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from observability import metrics
@@ -157,8 +158,12 @@ def run_cancel(run: Run) -> bool:
     if task is not None:
         _cancel_requested.add(run.pk)
         task.get_loop().call_soon_threadsafe(task.cancel)
-    else:
+        return True
+    try:
         cache.set(_cancel_key(run.pk), 1, timeout=int(STALE_AFTER_S))
+    except Exception:
+        logger.warning("Cannot pass the cancel of %s to its process (cache down)", run.pk, exc_info=True)
+        return False
     return True
 
 
@@ -170,14 +175,21 @@ async def _watch(recorder: RunRecorder, work_task: asyncio.Task) -> None:
     beats_every = int(HEARTBEAT_INTERVAL_S / CANCEL_POLL_S)
     for tick in itertools.count(1):
         await asyncio.sleep(CANCEL_POLL_S)
-        try:
-            if run_id in _cancel_requested or await cache.aget(_cancel_key(run_id)):
-                _cancel_requested.add(run_id)
-                work_task.cancel()
-            if tick % beats_every == 0:
+        if run_id in _cancel_requested or await _cancel_flagged(run_id):
+            _cancel_requested.add(run_id)
+            work_task.cancel()
+        if tick % beats_every == 0:
+            try:
                 await recorder.heartbeat()
-        except Exception:
-            logger.warning("Heartbeat of %s failed", recorder.run.pk, exc_info=True)
+            except Exception:
+                logger.warning("Heartbeat of %s failed", run_id, exc_info=True)
+
+
+async def _cancel_flagged(run_id: str) -> bool:
+    try:
+        return bool(await cache.aget(_cancel_key(run_id)))
+    except Exception:  # cache down: only cancels arriving at this process can stop the run
+        return False
 
 
 async def _finish(run, recorder, root, started, *, status, outcome: RunOutcome | None = None, error=None):
@@ -233,3 +245,31 @@ async def _span_totals(run: Run) -> tuple[int, int, Decimal]:
         i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("cost_usd")
     )
     return totals["i"] or 0, totals["o"] or 0, totals["c"] or Decimal(0)
+
+
+def runs_stale(*, now=None):
+    """Unfinished runs whose process stopped refreshing their heartbeat (or never started them)."""
+    cutoff = (now or timezone.now()) - dt.timedelta(seconds=STALE_AFTER_S)
+    return Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    )
+
+
+async def run_abandon(run: Run) -> None:
+    """Fails a run whose process died: open spans are closed as failed and a final event is sent
+    after the ones already stored, so followers see the run end."""
+    recorder = await RunRecorder.resume(run)
+    now = timezone.now()
+    await run.spans.filter(ended_at__isnull=True).aupdate(
+        status="failed", ended_at=now, error="run abandoned"
+    )
+    run.input_tokens, run.output_tokens, run.cost_usd = await _span_totals(run)
+    run.status, run.completed_at = Run.Status.FAILED, now
+    run.error = {"code": "run_abandoned", "message": "The process executing this run stopped."}
+    await run.asave(
+        update_fields=["status", "completed_at", "error", "input_tokens", "output_tokens", "cost_usd"]
+    )
+    metrics.run_finished(kind=run.kind, status=run.status, execution_time_ms=None)
+    await recorder.emit(
+        "run.failed", agent_id=run.agent_id or None, data={"status": run.status, "error": run.error}
+    )

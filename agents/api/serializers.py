@@ -86,3 +86,27 @@ class AgentValidationSerializer(serializers.Serializer):
     valid = serializers.BooleanField()
     errors = ConfigErrorSerializer(many=True)
     config = serializers.JSONField(allow_null=True, help_text="The normalized config when valid, else null.")
+
+
+class ExecuteSerializer(serializers.Serializer):
+    input = serializers.JSONField(help_text="The run's input object.")
+
+    def validate_input(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+
+class TokensSerializer(serializers.Serializer):
+    input = serializers.IntegerField()
+    output = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class AgentTestResultSerializer(serializers.Serializer):
+    output = serializers.JSONField()
+    tokens = TokensSerializer()
+    cost = serializers.FloatField(help_text="USD")
+    run_id = serializers.CharField()
+    trace_id = serializers.CharField()
+    execution_time_ms = serializers.IntegerField()

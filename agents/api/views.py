@@ -11,13 +11,16 @@ from agents.api.filters import AgentFilterSet
 from agents.api.serializers import (
     AgentCreateSerializer,
     AgentReadSerializer,
+    AgentTestResultSerializer,
     AgentUpdateSerializer,
     AgentValidateSerializer,
     AgentValidationSerializer,
     AgentVersionSerializer,
+    ExecuteSerializer,
 )
 from agents.codegen import agent_kaizen_source, source_file_name
 from agents.config import ConfigError
+from agents.execution import agent_test_run
 from agents.models import Agent
 from agents.selectors import agent_list, agent_provider_base_url, agent_version_list
 from studio.api.parsing import validated
@@ -136,3 +139,12 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         source = agent_kaizen_source(agent, base_url=agent_provider_base_url(user=request.user, agent=agent))
         disposition = f'inline; filename="{source_file_name(agent.name)}"'
         return Response(source, headers={"Content-Disposition": disposition})
+
+    @extend_schema(request=ExecuteSerializer, responses=AgentTestResultSerializer)
+    @action(detail=True, methods=["post"])
+    def test(self, request, pk=None):
+        """Runs the agent once with a test input and waits for its output, usage and trace ids
+        (watch it live on the WebSocket `/api/agents/{id}/stream`). Members and above."""
+        inputs = validated(ExecuteSerializer, request.data)["input"]
+        result = agent_test_run(user=request.user, agent=self.get_object(), inputs=inputs)
+        return Response(AgentTestResultSerializer(result).data)

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from agents.api.serializers import TokensSerializer
 from orchestrations.models import Orchestration
 
 AGENT_IDS_HELP = "Agent ids in order; each position's role comes from the pattern (see /api/patterns)."
@@ -58,21 +59,6 @@ class OrchestrationUpdateSerializer(serializers.Serializer):
     )
     config_yaml = _config_yaml(required=False)
     status = serializers.ChoiceField(choices=Orchestration.Status.choices, required=False)
-
-
-class ExecuteSerializer(serializers.Serializer):
-    input = serializers.JSONField(help_text="The run's input object.")
-
-    def validate_input(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        return value
-
-
-class TokensSerializer(serializers.Serializer):
-    input = serializers.IntegerField()
-    output = serializers.IntegerField()
-    total = serializers.IntegerField()
 
 
 class ExecutionResultSerializer(serializers.Serializer):

@@ -4,10 +4,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agents.api.serializers import ExecuteSerializer
 from orchestrations import services
 from orchestrations.api.filters import OrchestrationFilterSet
 from orchestrations.api.serializers import (
-    ExecuteSerializer,
     ExecutionResultSerializer,
     OrchestrationCreateSerializer,
     OrchestrationReadSerializer,

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from django.core.cache import cache
 
 
+class RateLimitUnavailable(Exception):
+    """The counters' store (the cache, Redis in production) cannot be reached; each caller
+    decides whether to fail open or closed."""
+
+
 @dataclass(frozen=True)
 class WindowCount:
     count: int
@@ -23,15 +28,22 @@ def _window(key: str, window_s: int) -> tuple[str, int]:
 def window_hit(key: str, *, window_s: int) -> WindowCount:
     """Counts one event in the current window and returns the new count (atomic `incr`)."""
     bucket, retry_after = _window(key, window_s)
-    cache.add(bucket, 0, timeout=window_s + 1)
     try:
-        count = cache.incr(bucket)
-    except ValueError:  # the bucket expired between add and incr
-        cache.add(bucket, 1, timeout=window_s + 1)
-        count = 1
+        cache.add(bucket, 0, timeout=window_s + 1)
+        try:
+            count = cache.incr(bucket)
+        except ValueError:  # the bucket expired between add and incr
+            cache.add(bucket, 1, timeout=window_s + 1)
+            count = 1
+    except Exception as exc:
+        raise RateLimitUnavailable(str(exc)) from exc
     return WindowCount(count=count, retry_after=max(1, retry_after))
 
 
 def window_peek(key: str, *, window_s: int) -> WindowCount:
     bucket, retry_after = _window(key, window_s)
-    return WindowCount(count=int(cache.get(bucket, 0)), retry_after=max(1, retry_after))
+    try:
+        count = int(cache.get(bucket, 0))
+    except Exception as exc:
+        raise RateLimitUnavailable(str(exc)) from exc
+    return WindowCount(count=count, retry_after=max(1, retry_after))

@@ -131,3 +131,33 @@ def test_the_circuit_breaker_opens_after_repeated_failures(member):
         agent_test_run(user=member, agent=agent, inputs={"inquiry": "x"})
     assert refused.value.code == "circuit_open" and refused.value.status == 503
     assert not Span.objects.filter(run=refused.value.run, kind="llm").exists()
+
+
+def test_the_test_endpoint_runs_the_agent_for_members_only(member, viewer, other_org_owner):
+    from tests.conftest import client_for
+
+    agent = make_agent(member.organization, support_yaml(responses=[{"response": GOOD}]))
+    url = f"/api/agents/{agent.pk}/test"
+    response = client_for(member).post(url, {"input": {"inquiry": "Refund?"}}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["output"] == GOOD and body["run_id"].startswith("run-") and body["cost"] > 0
+    assert set(body["tokens"]) == {"input", "output", "total"}
+    assert client_for(viewer).post(url, {"input": {"inquiry": "x"}}, format="json").status_code == 403
+    assert client_for(other_org_owner).post(url, {"input": {"inquiry": "x"}}, format="json").status_code == 404
+
+
+def test_the_test_endpoint_reports_bad_input_and_budget_in_the_error_envelope(member):
+    from tests.conftest import client_for
+
+    client = client_for(member)
+    agent = make_agent(member.organization, support_yaml(config_extra="  budget_limit_usd: 0.0000001"))
+    bad = client.post(f"/api/agents/{agent.pk}/test", {"input": {"wrong": 1}}, format="json")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_input"
+    assert "inquiry" in bad.json()["error"]["fields"]
+    assert client.post(f"/api/agents/{agent.pk}/test", {"input": [1]}, format="json").status_code == 400
+    over = client.post(f"/api/agents/{agent.pk}/test", {"input": {"inquiry": "x"}}, format="json")
+    assert over.status_code == 402
+    error = over.json()["error"]
+    assert error["code"] == "budget_exceeded" and error["fields"]["run_id"].startswith("run-")
+    assert Run.objects.get(pk=error["fields"]["run_id"]).status == "failed"

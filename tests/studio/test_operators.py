@@ -66,7 +66,14 @@ def operator_browser():
 
 
 def test_admin_pages_render_for_operators(operator_browser, member):
+    from observability.models import Run, Span
+
+    run = Run.objects.create(organization=member.organization, kind="agent_test")
+    span = Span.objects.create(run=run, organization=member.organization, kind="run", name="root")
     for path in (
+        "/admin/observability/run/",
+        f"/admin/observability/run/{run.pk}/change/",
+        f"/admin/observability/span/{span.pk}/change/",
         "/admin/",
         "/admin/accounts/organization/",
         f"/admin/accounts/organization/{member.organization_id}/change/",

@@ -1,0 +1,50 @@
+"""`manage.py reap_runs`: runs of a dead process end failed, with their budget holds freed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from observability.models import Run, RunEvent, Span
+from observability.services import run_create
+from providers.budgets import budget_reserve
+from providers.models import BudgetCounter, BudgetHold
+from tests.providers.factories import make_provider_config
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_stale_runs_are_failed_with_a_final_event_and_their_holds_released(member):
+    config = make_provider_config(member.organization, budget="1")
+    stale = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
+    long_ago = timezone.now() - dt.timedelta(minutes=10)
+    Run.objects.filter(pk=stale.pk).update(status="running", heartbeat_at=long_ago)
+    RunEvent.objects.create(run=stale, seq=1, type="run.started")
+    Span.objects.create(run=stale, organization=member.organization, kind="llm", name="call")
+    budget_reserve(
+        organization_id=member.organization_id,
+        subject=config.pk,
+        amount=Decimal("0.4"),
+        limit=Decimal("1"),
+        label="x",
+        run_id=stale.pk,
+    )
+    alive = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
+    Run.objects.filter(pk=alive.pk).update(status="running", heartbeat_at=timezone.now())
+
+    out = StringIO()
+    call_command("reap_runs", stdout=out)
+
+    stale.refresh_from_db()
+    assert stale.status == "failed" and stale.error["code"] == "run_abandoned"
+    assert RunEvent.objects.filter(run=stale).order_by("seq").last().seq == 2
+    assert Span.objects.get(run=stale).status == "failed"
+    assert not BudgetHold.objects.exists()
+    assert BudgetCounter.objects.get(subject=config.pk).reserved_usd == 0
+    assert Run.objects.get(pk=alive.pk).status == "running"
+    assert "1 stale run(s) reaped" in out.getvalue()
