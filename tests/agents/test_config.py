@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 
 import pytest
 
@@ -61,9 +60,7 @@ def test_load_yaml_returns_plain_data_and_keeps_timestamps_as_strings():
 def test_billion_laughs_is_rejected_at_the_first_anchor_without_expanding_anything():
     lines = ['lol0: &lol0 "lol"']
     lines += [f"lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 10) + "]" for i in range(1, 10)]
-    started = time.perf_counter()
     errors = errors_of(load_yaml, "\n".join(lines))
-    assert time.perf_counter() - started < 0.5
     assert errors == {"lol0": "anchors and aliases are not allowed (found 'lol0' at line 1, column 7)"}
 
 
@@ -73,9 +70,7 @@ def test_an_alias_alone_is_rejected_where_it_is_used():
 
 def test_a_one_megabyte_document_is_rejected_by_size_before_parsing():
     document = "a: [" + "1, " * 350_000 + "1]"
-    started = time.perf_counter()
     errors = errors_of(load_yaml, document)
-    assert time.perf_counter() - started < 0.5
     assert errors == {"": f"the document is {len(document)} bytes; the limit is 65536"}
 
 
@@ -123,9 +118,7 @@ def test_nesting_up_to_max_depth_loads_and_one_level_deeper_fails_with_its_path(
 
 def test_pathologically_deep_flow_nesting_fails_fast_without_recursion_errors():
     document = "a: " + "[" * 30_000 + "]" * 30_000
-    started = time.perf_counter()
     errors = errors_of(load_yaml, document)
-    assert time.perf_counter() - started < 0.5
     assert list(errors.values()) == ["nesting is deeper than 20 levels"]
 
 
