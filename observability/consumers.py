@@ -91,6 +91,7 @@ class RunFollowingConsumer(StudioConsumer):
 
     async def disconnect(self, code):
         await self.unfollow()
+        await super().disconnect(code)
 
 
 class RunStreamConsumer(RunFollowingConsumer):

@@ -14,6 +14,7 @@ from django.contrib.auth.models import AnonymousUser
 from rest_framework.exceptions import APIException
 
 from accounts.authentication import user_for_access_token
+from observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
             BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in (self.scope.get("subprotocols") or []) else None
         )
         await self.accept(subprotocol=subprotocol)
+        self.counted = True
+        metrics.ws_connected()
         await self.on_connected()
 
     async def authorize(self) -> bool:
@@ -88,6 +91,10 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_connected(self) -> None:
         """Override to send or subscribe once the connection is accepted."""
+
+    async def disconnect(self, code):
+        if getattr(self, "counted", False):
+            metrics.ws_disconnected()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         try:

@@ -30,13 +30,23 @@ def access_token(member):
     return tokens_for(member)["access"]
 
 
+def _ws_metric(name):
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name) or 0
+
+
 async def test_ping_with_a_query_token_answers_pong(access_token, member):
+    opened_before = _ws_metric("studio_websocket_connections_opened_total")
     communicator, connected, _ = await _connect(f"/api/ws/ping?token={access_token}")
     assert connected
+    assert _ws_metric("studio_websocket_connections_opened_total") == opened_before + 1
+    open_now = _ws_metric("studio_websocket_connections")
     await communicator.send_json_to({"type": "ping", "data": 7})
     pong = await communicator.receive_json_from()
     assert pong["type"] == "pong" and pong["user_id"] == member.pk and pong["data"] == 7
     await communicator.disconnect()
+    assert _ws_metric("studio_websocket_connections") == open_now - 1
 
 
 async def test_ping_with_the_bearer_subprotocol(access_token):
