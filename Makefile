@@ -19,8 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py reap_runs
+	$(BIN)/python manage.py startup
 	$(BIN)/daphne -b $(HOST) -p $(PORT) studio.asgi:application
 
 test: $(STAMP)

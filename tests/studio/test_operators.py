@@ -112,3 +112,14 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_startup_migrates_and_reaps_in_one_command():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("startup", stdout=out)
+    assert "No migrations to apply" in out.getvalue()
+    assert "stale run(s) reaped" in out.getvalue()
