@@ -11,6 +11,7 @@ api_patterns = [
     path("", include("agents.api.urls")),
     path("", include("agents.api.runtime_urls")),
     path("", include("orchestrations.api.urls")),
+    path("", include("templates.api.urls")),
     path("health", views.health, name="health"),
     path("health/live", views.liveness, name="liveness"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),

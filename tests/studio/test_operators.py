@@ -123,3 +123,4 @@ def test_startup_migrates_and_reaps_in_one_command():
     call_command("startup", stdout=out)
     assert "No migrations to apply" in out.getvalue()
     assert "stale run(s) reaped" in out.getvalue()
+    assert "official" in out.getvalue().lower()

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 class Command(BaseCommand):
     help = "Prepare the instance to serve: migrate, reap stale runs, load official templates."
 
-    steps = (("migrate", {"interactive": False}), ("reap_runs", {}))
+    steps = (("migrate", {"interactive": False}), ("reap_runs", {}), ("load_templates", {}))
 
     def handle(self, *args, **options):
         for name, kwargs in self.steps:

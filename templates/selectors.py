@@ -1,0 +1,38 @@
+"""Reads of templates: what a user may see (the official templates and their organization's own)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import Q, QuerySet
+
+from templates.models import AgentTemplate, OrchestrationTemplate
+
+
+def template_search_q(term: str) -> Q:
+    """Templates whose name or description contains `term` (case-insensitive)."""
+    return Q(name__icontains=term) | Q(description__icontains=term)
+
+
+def agent_template_list(*, user, category: str | None = None) -> QuerySet[AgentTemplate]:
+    """The agent templates the user may see, official ones first, then by name."""
+    templates = AgentTemplate.objects.visible_to(user)
+    if category:
+        templates = templates.filter(category=category)
+    return templates
+
+
+def orchestration_template_list(*, user, pattern: str | None = None) -> QuerySet[OrchestrationTemplate]:
+    """The orchestration templates the user may see, official ones first, then by name."""
+    templates = OrchestrationTemplate.objects.visible_to(user)
+    if pattern:
+        templates = templates.filter(pattern=pattern)
+    return templates
+
+
+def agent_template_names(*, user, template_ids: Iterable[str]) -> dict[str, str]:
+    """`{id: name}` of the agent templates among `template_ids` that the user may see (one query)."""
+    wanted = set(template_ids)
+    if not wanted:
+        return {}
+    return dict(agent_template_list(user=user).filter(pk__in=wanted).values_list("pk", "name"))
