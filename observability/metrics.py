@@ -1,9 +1,10 @@
 """The process's Prometheus metrics, exposed on `/metrics` next to django-prometheus' own.
 
 Code that runs, calls models, serves deployments or holds WebSockets reports through the functions
-below, never through the metric objects, so label values stay bounded: no ids, and free-form
-values (model names, outcomes) are capped to a fixed number of distinct values per label, past
-which they count as "other"."""
+below, never through the metric objects, so label values stay bounded: no ids; values of fixed sets
+(run kinds, statuses, outcomes, channels, scopes) outside their set count as "other"; free-form
+values (model names, provider kinds) are admitted up to a fixed number of distinct values per
+process, after which new ones count as "other". Counters are per process, as Prometheus expects."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ CHANNELS = frozenset({"api", "mcp", "cli"})
 DEPLOYMENT_OUTCOMES = frozenset(
     {"completed", "failed", "unauthorized", "not_found", "rate_limited", "invalid", "unavailable"}
 )
-RATE_LIMIT_SCOPES = frozenset({"deployment", "login", "api"})
+RATE_LIMIT_SCOPES = frozenset({"deployment", "api"})
 
 
 class _BoundedValues:
@@ -156,5 +157,5 @@ def deployment_request(*, outcome: str, channel: str = "api") -> None:
 
 
 def rate_limit_rejected(*, scope: str = "deployment") -> None:
-    """A rate limit refused a request (scope: deployment, login or api)."""
+    """A rate limit refused a request (scope: deployment or api; anything else counts as "other")."""
     RATE_LIMITED.labels(scope=_known(scope, RATE_LIMIT_SCOPES)).inc()

@@ -162,3 +162,31 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}#{self.seq} {self.type}"
+
+
+class UsageDailyRollup(models.Model):
+    """Usage of runs that `prune_runs` deleted, folded per organization, agent, day and kind, so
+    that usage over pruned periods keeps its totals (usage queries add these rows to live runs).
+    `agent_id` is blank for runs not tied to one agent (orchestrations)."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    agent_id = models.CharField(max_length=40, blank=True)
+    date = models.DateField()
+    kind = models.CharField(max_length=20, choices=Run.Kind.choices)
+    executions = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+
+    class Meta:
+        ordering = ["date", "agent_id", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "agent_id", "date", "kind"], name="usage_daily_rollup_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "date"])]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.agent_id or '-'} {self.date} {self.kind}"

@@ -1,9 +1,39 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from observability.api.filters import AuditLogFilterSet
-from observability.api.serializers import AuditLogSerializer
-from observability.models import AuditLog
+from observability import metrics, selectors  # noqa: F401  metrics: registered for /metrics on import
+from observability.api.filters import AuditLogFilterSet, TraceFilterSet
+from observability.api.serializers import (
+    AgentUsageSerializer,
+    AuditLogSerializer,
+    MetricSeriesSerializer,
+    TraceDetailSerializer,
+    TraceSerializer,
+    UsageSerializer,
+)
+from observability.models import AuditLog, Run
+from studio.api.errors import ApiError
+from studio.api.permissions import RolePermission
 from studio.api.viewsets import OrgScopedViewSet
+
+
+def choice_param(request, name: str, choices, *, default: str | None = None) -> str:
+    """A query parameter that must be one of `choices`; the 400 lists the valid values."""
+    value = request.query_params.get(name) or default
+    if value not in choices:
+        valid = ", ".join(choices)
+        message = (
+            f"Unknown {name} '{value}'; valid values: {valid}." if value else f"{name} is required ({valid})."
+        )
+        raise ApiError(400, "validation_error", message, fields={name: [message]})
+    return value
+
+
+def _choice_parameter(name: str, choices, default: str | None = None) -> OpenApiParameter:
+    return OpenApiParameter(name, str, enum=list(choices), default=default, required=default is None)
 
 
 class AuditLogViewSet(mixins.ListModelMixin, OrgScopedViewSet):
@@ -13,3 +43,80 @@ class AuditLogViewSet(mixins.ListModelMixin, OrgScopedViewSet):
     serializer_class = AuditLogSerializer
     filterset_class = AuditLogFilterSet
     read_role = "admin"
+
+
+class TraceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    """Runs as traces: newest first with their totals; one with its span tree."""
+
+    queryset = Run.objects.all()
+    serializer_class = TraceSerializer
+    filterset_class = TraceFilterSet
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Run.objects.none()
+        return selectors.trace_list(organization_id=self.request.user.organization_id)
+
+    @extend_schema(responses=TraceDetailSerializer)
+    def retrieve(self, request, *args, **kwargs):
+        found = selectors.trace_get(organization_id=request.user.organization_id, run_id=kwargs["pk"])
+        if found is None:
+            raise NotFound()
+        run, run.span_roots = found
+        return Response(TraceDetailSerializer(run).data)
+
+
+class MetricsView(APIView):
+    """A metric of the organization's runs as a time series; empty buckets are 0."""
+
+    permission_classes = [RolePermission]
+
+    @extend_schema(
+        parameters=[
+            _choice_parameter("metric_name", selectors.METRICS),
+            _choice_parameter("period", selectors.METRIC_PERIODS, "24h"),
+        ],
+        responses=MetricSeriesSerializer,
+    )
+    def get(self, request):
+        metric = choice_param(request, "metric_name", selectors.METRICS)
+        period = choice_param(request, "period", selectors.METRIC_PERIODS, default="24h")
+        return Response(
+            selectors.metric_series(
+                organization_id=request.user.organization_id, metric=metric, period=period
+            )
+        )
+
+
+class UsageView(APIView):
+    """The organization's usage in a calendar period (UTC): totals, per agent and per day."""
+
+    permission_classes = [RolePermission]
+
+    @extend_schema(
+        parameters=[_choice_parameter("period", selectors.PERIODS, "month")], responses=UsageSerializer
+    )
+    def get(self, request):
+        period = choice_param(request, "period", selectors.PERIODS, default="month")
+        usage = selectors.usage_summary(organization_id=request.user.organization_id, period=period)
+        return Response(UsageSerializer(usage).data)
+
+
+class AgentUsageView(APIView):
+    """One agent's usage in a calendar period (UTC): totals and per day."""
+
+    permission_classes = [RolePermission]
+
+    @extend_schema(
+        parameters=[_choice_parameter("period", selectors.PERIODS, "month")], responses=AgentUsageSerializer
+    )
+    def get(self, request, agent_id: str):
+        period = choice_param(request, "period", selectors.PERIODS, default="month")
+        organization_id = request.user.organization_id
+        known, name = selectors.usage_agent_lookup(organization_id=organization_id, agent_id=agent_id)
+        if not known:
+            raise NotFound()
+        usage = selectors.usage_for_agent(
+            organization_id=organization_id, agent_id=agent_id, name=name, period=period
+        )
+        return Response(AgentUsageSerializer(usage).data)

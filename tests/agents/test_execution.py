@@ -144,7 +144,9 @@ def test_the_test_endpoint_runs_the_agent_for_members_only(member, viewer, other
     assert body["output"] == GOOD and body["run_id"].startswith("run-") and body["cost"] > 0
     assert set(body["tokens"]) == {"input", "output", "total"}
     assert client_for(viewer).post(url, {"input": {"inquiry": "x"}}, format="json").status_code == 403
-    assert client_for(other_org_owner).post(url, {"input": {"inquiry": "x"}}, format="json").status_code == 404
+    assert (
+        client_for(other_org_owner).post(url, {"input": {"inquiry": "x"}}, format="json").status_code == 404
+    )
 
 
 def test_the_test_endpoint_reports_bad_input_and_budget_in_the_error_envelope(member):
