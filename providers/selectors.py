@@ -7,14 +7,13 @@ from decimal import Decimal
 
 from django.db.models import Count, DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
-from django.utils import timezone
 
 from observability.models import Span
+from observability.selectors import period_window
 from providers.budgets import current_month, spent_this_month
 from providers.models import APIProviderConfig, BudgetCounter
 
-PERIODS = ("day", "week", "month", "year")
-MONEY = DecimalField(max_digits=14, decimal_places=6)
+MONEY = DecimalField(max_digits=20, decimal_places=10)
 
 
 def provider_config_list(*, user) -> QuerySet[APIProviderConfig]:
@@ -28,23 +27,6 @@ def provider_config_list(*, user) -> QuerySet[APIProviderConfig]:
         .annotate(current_spend_usd=Coalesce(Subquery(spent[:1]), Value(Decimal(0)), output_field=MONEY))
         .order_by("name", "id")
     )
-
-
-def period_window(period: str, *, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
-    """The calendar day, ISO week, month or year (UTC) containing `now`, as [start, end)."""
-    today = (now or timezone.now()).astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "day":
-        return today, today + dt.timedelta(days=1)
-    if period == "week":
-        start = today - dt.timedelta(days=today.weekday())
-        return start, start + dt.timedelta(days=7)
-    if period == "month":
-        start = today.replace(day=1)
-        return start, (start + dt.timedelta(days=32)).replace(day=1)
-    if period == "year":
-        start = today.replace(month=1, day=1)
-        return start, start.replace(year=start.year + 1)
-    raise ValueError(f"unknown period {period!r}; expected one of {', '.join(PERIODS)}")
 
 
 def _totals() -> dict:

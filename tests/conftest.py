@@ -27,6 +27,17 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     database.setdefault("TEST", {})["NAME"] = f"{stem}_{os.getpid()}{dot}{suffix}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_async_test_connections(django_db_setup):
+    """Async tests reach the database from asgiref's single sync thread; its connections must be
+    closed before the test database can be dropped."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(request, settings):
     """A fresh cache namespace per test (counters never leak between tests or xdist workers) and

@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
+from observability.selectors import PERIODS
 from providers.llm import pricing
 from providers.models import APIProviderConfig
-from providers.selectors import PERIODS
 
 MONEY_DIGITS = {"max_digits": 14, "decimal_places": 6}
 

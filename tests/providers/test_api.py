@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 
 from observability.models import AuditLog, Run, Span
+from observability.selectors import period_window
 from providers.budgets import current_month
 from providers.crypto import decrypt_secret
 from providers.models import APIProviderConfig, BudgetCounter
-from providers.selectors import period_window
 from tests.accounts.factories import make_user
 from tests.conftest import client_for
 from tests.fakes.behaviours import status
