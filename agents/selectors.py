@@ -48,25 +48,15 @@ def agent_dependents(*, agent: Agent) -> list[str]:
     """What keeps the agent from being deleted: the orchestrations that list it and the running
     deployments that serve it, as readable labels (empty when nothing does).
 
-    Those models live in apps above this one, so they are looked up by label and skipped while
-    they are not installed."""
+    Those models live in apps above this one, so they are looked up by label."""
     return [
         *(f"orchestration {name!r}" for name in _orchestrations_using(agent)),
         *(f"running deployment {name!r}" for name in _running_deployments_of(agent)),
     ]
 
 
-def _model(label: str, name: str):
-    try:
-        return apps.get_model(label, name)
-    except LookupError:
-        return None
-
-
 def _orchestrations_using(agent: Agent) -> list[str]:
-    orchestration = _model("orchestrations", "Orchestration")
-    if orchestration is None:
-        return []
+    orchestration = apps.get_model("orchestrations", "Orchestration")
     rows = orchestration.objects.filter(organization_id=agent.organization_id)
     if connection.features.supports_json_field_contains:
         return list(rows.filter(agent_ids__contains=[agent.pk]).values_list("name", flat=True))
@@ -75,9 +65,7 @@ def _orchestrations_using(agent: Agent) -> list[str]:
 
 
 def _running_deployments_of(agent: Agent) -> list[str]:
-    deployment = _model("deployments", "Deployment")
-    if deployment is None:
-        return []
+    deployment = apps.get_model("deployments", "Deployment")
     return list(deployment.objects.filter(agent_id=agent.pk, status="running").values_list("name", flat=True))
 
 

@@ -135,9 +135,6 @@ def orchestration_delete(*, user, orchestration: Orchestration) -> None:
 
 
 def _running_deployments(orchestration: Orchestration) -> bool:
-    """Deployments live in an app above this one: looked up by label, skipped until installed."""
-    try:
-        deployment = apps.get_model("deployments", "Deployment")
-    except LookupError:
-        return False
+    """Deployments live in an app above this one: looked up by label."""
+    deployment = apps.get_model("deployments", "Deployment")
     return deployment.objects.filter(orchestration_id=orchestration.pk, status="running").exists()

@@ -10,6 +10,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
+from deployments.mcp_server import with_mcp  # noqa: E402
 from providers.aio import mark_server_loop  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
 from studio.websocket import JWTAuthMiddleware, OriginCheck  # noqa: E402
@@ -29,7 +30,8 @@ application = marking_server_loop(
     ProtocolTypeRouter(
         {
             # The admin's and the API docs' static files are served by the app itself.
-            "http": ASGIStaticFilesHandler(django_asgi_app),
+            # /mcp/{name} (deployments' MCP endpoints) is served in front of Django.
+            "http": with_mcp(ASGIStaticFilesHandler(django_asgi_app)),
             "websocket": OriginCheck(JWTAuthMiddleware(URLRouter(websocket_urlpatterns))),
         }
     )

@@ -11,6 +11,7 @@ api_patterns = [
     path("", include("agents.api.urls")),
     path("", include("agents.api.runtime_urls")),
     path("", include("orchestrations.api.urls")),
+    path("", include("deployments.api.urls")),
     path("", include("templates.api.urls")),
     path("health", views.health, name="health"),
     path("health/live", views.liveness, name="liveness"),
@@ -22,6 +23,7 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
     path("metrics", views.metrics, name="metrics"),
+    path("", include("deployments.serving_urls")),
 ]
 
 handler404 = "studio.api.errors.not_found_view"

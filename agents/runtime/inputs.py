@@ -9,15 +9,18 @@ from agents.runtime.schema import conform
 from agents.runtime.types import AgentError
 
 
-def validate_inputs(fields: Sequence[Mapping[str, Any]], inputs: Any) -> dict[str, Any]:
+def validate_inputs(
+    fields: Sequence[Mapping[str, Any]], inputs: Any, *, allow_unknown: bool = False
+) -> dict[str, Any]:
     """Returns the inputs conformed to their field types; raises AgentError("invalid_input", status=400)
-    whose `fields` name every missing, mistyped or unknown input. A null optional input is left out."""
+    whose `fields` name every missing, mistyped or (unless `allow_unknown`, when they are passed
+    through) unknown input. A null optional input is left out."""
     if not isinstance(inputs, Mapping):
         raise AgentError("invalid_input", "the input must be a JSON object", status=400)
     known = {field["name"] for field in fields}
     unknown = f"unknown input; the inputs are: {', '.join(sorted(known)) or 'none'}"
-    problems = {name: unknown for name in inputs if name not in known}
-    conformed: dict[str, Any] = {}
+    problems = {} if allow_unknown else {name: unknown for name in inputs if name not in known}
+    conformed: dict[str, Any] = {name: value for name, value in inputs.items() if name not in known}
     for field in fields:
         value = inputs.get(field["name"])
         if value is None:

@@ -7,7 +7,9 @@ import pytest
 
 from agents.models import Agent, AgentVersion
 from agents.selectors import agent_get, agent_list
+from deployments.models import Deployment
 from observability.models import AuditLog
+from orchestrations.models import Orchestration
 from studio.api.errors import ApiError
 from tests.accounts.factories import make_user
 from tests.agents.factories import agent_config, agent_yaml, make_agent
@@ -251,19 +253,9 @@ def test_delete_removes_the_agent_and_its_versions_and_audits(auth_client, membe
     assert auth_client.delete(f"/api/agents/{agent.pk}").status_code == 404
 
 
-def _model_or_skip(label: str, name: str):
-    from django.apps import apps
-
-    try:
-        return apps.get_model(label, name)
-    except LookupError:
-        pytest.skip(f"{label}.{name} is not built yet")
-
-
 def test_delete_is_refused_while_an_orchestration_lists_the_agent(auth_client, member):
-    orchestration = _model_or_skip("orchestrations", "Orchestration")
     agent, other = make_agent(member.organization), make_agent(member.organization)
-    orchestration.objects.create(
+    Orchestration.objects.create(
         organization_id=member.organization_id,
         name="Pipeline",
         pattern="sequential",
@@ -276,14 +268,13 @@ def test_delete_is_refused_while_an_orchestration_lists_the_agent(auth_client, m
 
 
 def test_delete_is_refused_while_a_running_deployment_serves_the_agent(auth_client, member):
-    deployment = _model_or_skip("deployments", "Deployment")
     agent = make_agent(member.organization)
-    deployment.objects.create(
+    Deployment.objects.create(
         organization_id=member.organization_id, name="support", agent_id=agent.pk, status="running"
     )
     response = auth_client.delete(f"/api/agents/{agent.pk}")
     assert response.status_code == 409 and response.json()["error"]["code"] == "agent_in_use"
-    deployment.objects.update(status="stopped")
+    Deployment.objects.update(status="stopped")
     assert auth_client.delete(f"/api/agents/{agent.pk}").status_code == 204
 
 

@@ -1,0 +1,171 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from deployments.models import CHANNELS, NAME_PATTERN, Deployment, DeploymentKey
+from deployments.pinning import pinned_description, pinned_input_schema, pinned_output_schema, pinned_title
+from deployments.selectors import deployment_api_url, deployment_commands, deployment_mcp_url
+from deployments.services import DEFAULT_RATE_LIMIT_PER_MINUTE
+
+NAME_HELP = "URL slug, unique across the instance: lowercase letters, digits and hyphens (1-63)."
+
+
+class DeploySerializer(serializers.Serializer):
+    agent_id = serializers.CharField(max_length=40, required=False, allow_null=True, default=None)
+    orchestration_id = serializers.CharField(max_length=40, required=False, allow_null=True, default=None)
+    name = serializers.RegexField(
+        NAME_PATTERN, max_length=63, required=False, allow_null=True, default=None, help_text=NAME_HELP
+    )
+    channels = serializers.ListField(
+        child=serializers.ChoiceField(choices=CHANNELS),
+        min_length=1,
+        max_length=len(CHANNELS),
+        default=list(CHANNELS),
+    )
+    rate_limit_per_minute = serializers.IntegerField(
+        min_value=1, max_value=100_000, default=DEFAULT_RATE_LIMIT_PER_MINUTE
+    )
+
+    def validate_channels(self, value):
+        return list(dict.fromkeys(value))
+
+    def validate(self, attrs):
+        if bool(attrs.get("agent_id")) == bool(attrs.get("orchestration_id")):
+            raise serializers.ValidationError("Give exactly one of agent_id and orchestration_id.")
+        return attrs
+
+
+class DeployResultSerializer(serializers.Serializer):
+    deployment_id = serializers.CharField()
+    name = serializers.CharField()
+    api_url = serializers.CharField()
+    mcp_url = serializers.CharField()
+    mcp_command = serializers.CharField(help_text="Registers the MCP server with Claude Code.")
+    cli_command = serializers.CharField()
+    api_key = serializers.CharField(help_text="Shown this once; only its hash is stored.")
+
+
+class DeploymentKeySerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = DeploymentKey
+        fields = ["id", "prefix", "is_active", "created_by", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class NewKeySerializer(DeploymentKeySerializer):
+    api_key = serializers.SerializerMethodField(help_text="Shown this once; only its hash is stored.")
+
+    class Meta(DeploymentKeySerializer.Meta):
+        fields = [*DeploymentKeySerializer.Meta.fields, "api_key"]
+        read_only_fields = fields
+
+    def get_api_key(self, key) -> str:
+        return self.context["secret"]
+
+
+class DeploymentReadSerializer(serializers.ModelSerializer):
+    organization_id = serializers.CharField(read_only=True)
+    agent_id = serializers.CharField(read_only=True, allow_null=True)
+    orchestration_id = serializers.CharField(read_only=True, allow_null=True)
+    kind = serializers.CharField(source="target_kind", read_only=True)
+    created_by = serializers.CharField(source="created_by_id", read_only=True, allow_null=True)
+    channels = serializers.ListField(child=serializers.CharField(), read_only=True)
+    # Described, not an enum component: a named enum would collide with the API's other `status` enums.
+    status = serializers.CharField(read_only=True, help_text="running or stopped.")
+    api_url = serializers.SerializerMethodField()
+    mcp_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "organization_id",
+            "name",
+            "kind",
+            "agent_id",
+            "orchestration_id",
+            "channels",
+            "status",
+            "rate_limit_per_minute",
+            "pinned_version",
+            "pinned_at",
+            "api_url",
+            "mcp_url",
+            "created_by",
+            "created_at",
+            "started_at",
+            "stopped_at",
+        ]
+        read_only_fields = fields
+
+    def get_api_url(self, deployment) -> str:
+        return deployment_api_url(deployment.name)
+
+    def get_mcp_url(self, deployment) -> str:
+        return deployment_mcp_url(deployment.name)
+
+
+class DeploymentUsageSerializer(serializers.Serializer):
+    runs = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=20, decimal_places=10, coerce_to_string=False)
+    last_run_at = serializers.DateTimeField(allow_null=True)
+
+
+class DeploymentDetailSerializer(DeploymentReadSerializer):
+    """A deployment with what it serves, its keys, usage so far and the commands that reach it
+    (with a placeholder for the key)."""
+
+    title = serializers.SerializerMethodField()
+    description = serializers.SerializerMethodField()
+    input_schema = serializers.SerializerMethodField()
+    output_schema = serializers.SerializerMethodField()
+    mcp_command = serializers.SerializerMethodField()
+    cli_command = serializers.SerializerMethodField()
+    keys = serializers.SerializerMethodField()
+    usage = serializers.SerializerMethodField()
+
+    class Meta(DeploymentReadSerializer.Meta):
+        fields = [
+            *DeploymentReadSerializer.Meta.fields,
+            "title",
+            "description",
+            "input_schema",
+            "output_schema",
+            "mcp_command",
+            "cli_command",
+            "keys",
+            "usage",
+        ]
+        read_only_fields = fields
+
+    def get_title(self, deployment) -> str:
+        return pinned_title(deployment.pinned)
+
+    def get_description(self, deployment) -> str:
+        return pinned_description(deployment.pinned)
+
+    def get_input_schema(self, deployment) -> dict:
+        return pinned_input_schema(deployment.pinned)
+
+    def get_output_schema(self, deployment) -> dict:
+        return pinned_output_schema(deployment.pinned)
+
+    def get_mcp_command(self, deployment) -> str:
+        return deployment_commands(deployment)["mcp_command"]
+
+    def get_cli_command(self, deployment) -> str:
+        return deployment_commands(deployment)["cli_command"]
+
+    @extend_schema_field(DeploymentKeySerializer(many=True))
+    def get_keys(self, deployment) -> list:
+        return DeploymentKeySerializer(self.context["keys"], many=True).data
+
+    @extend_schema_field(DeploymentUsageSerializer)
+    def get_usage(self, deployment) -> dict:
+        return DeploymentUsageSerializer(self.context["usage"]).data

@@ -1,0 +1,185 @@
+"""Serving a call to a deployment, whatever the channel (HTTP, MCP, CLI): admit the caller (name,
+status, channel, key), count the call against the deployment's rate limit, check the inputs against
+the pinned signature, and run the pinned config as a `deployment` run in the ledger.
+
+The admission and the start of a call are plain synchronous functions (one trip to a worker thread
+from the async channels); the run itself is awaited on the event loop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from agents.runtime.types import AgentError
+from deployments.keys import key_matches, key_prefix, looks_like_key
+from deployments.models import Deployment, DeploymentKey
+from deployments.pinning import pinned_inputs_check, pinned_work
+from observability import metrics
+from observability.models import Run
+from observability.services import RunFailed, run_create, run_execute
+from studio.api.ratelimit import window_hit
+
+logger = logging.getLogger(__name__)
+
+RATE_WINDOW_S = 60
+# last_used_at is kept to the minute: most calls then read the key without writing it.
+KEY_TOUCH_EVERY = timedelta(seconds=60)
+
+
+class DeploymentRefused(Exception):
+    """A call refused before any run exists; `code`, `status` and `message` map to the error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        retry_after: int | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = dict(fields or {})
+        self.retry_after = retry_after
+
+
+def _not_found(name: str) -> DeploymentRefused:
+    return DeploymentRefused(404, "not_found", f"No running deployment named {name!r}.")
+
+
+def deployment_admit(*, name: str, key: str | None, channel: str) -> Deployment:
+    """The running deployment `name` if `key` is one of its active keys and it serves `channel`.
+
+    Unknown, stopped, or not served on this channel: 404. Otherwise a missing, wrong or revoked key
+    (or a key of another deployment): 401. A suspended organization: 403. The hot path is one query."""
+    matched: DeploymentKey | None = None
+    if looks_like_key(key):
+        candidates = DeploymentKey.objects.select_related("deployment__organization").filter(
+            deployment__name=name, prefix=key_prefix(key), revoked_at__isnull=True
+        )
+        matched = next((row for row in candidates if key_matches(key, row.key_hash)), None)
+    deployment = (
+        matched.deployment
+        if matched is not None
+        else Deployment.objects.select_related("organization").filter(name=name).first()
+    )
+    if deployment is None or not deployment.is_running or channel_of(channel) not in deployment.channels:
+        raise _not_found(name)
+    if matched is None:
+        message = "A deployment key is required." if not key else "The deployment key is not valid."
+        raise DeploymentRefused(401, "invalid_api_key" if key else "not_authenticated", message)
+    if deployment.organization.is_suspended:
+        raise DeploymentRefused(403, "organization_suspended", "The organization is suspended.")
+    now = timezone.now()
+    if matched.last_used_at is None or now - matched.last_used_at > KEY_TOUCH_EVERY:
+        DeploymentKey.objects.filter(pk=matched.pk).update(last_used_at=now)
+    return deployment
+
+
+def channel_of(channel: str) -> str:
+    return channel if channel in ("api", "mcp", "cli") else "api"
+
+
+def deployment_rate_hit(deployment: Deployment) -> None:
+    """Counts one call in the deployment's minute (shared by every server process through the cache).
+    Over the limit: 429 with the seconds until the next minute. The cache unreachable: 503, so the
+    limit fails closed."""
+    try:
+        hit = window_hit(f"deployment:{deployment.pk}", window_s=RATE_WINDOW_S)
+    except Exception:
+        logger.warning("Rate limiter unavailable for deployment %s", deployment.pk, exc_info=True)
+        raise DeploymentRefused(
+            503, "rate_limiter_unavailable", "The rate limiter is unavailable; try again shortly."
+        ) from None
+    if hit.count > deployment.rate_limit_per_minute:
+        metrics.rate_limit_rejected(scope="deployment")
+        raise DeploymentRefused(
+            429,
+            "rate_limited",
+            f"This deployment accepts {deployment.rate_limit_per_minute} calls a minute; "
+            f"retry in {hit.retry_after} s.",
+            retry_after=hit.retry_after,
+        )
+
+
+def deployment_call_begin(*, deployment: Deployment, inputs: Any) -> Run:
+    """Counts the call, checks its inputs (400 before any run exists) and records its run."""
+    deployment_rate_hit(deployment)
+    try:
+        inputs = pinned_inputs_check(deployment.pinned, inputs)
+    except AgentError as error:
+        raise DeploymentRefused(error.status, error.code, error.message, fields=error.fields) from None
+    return run_create(
+        organization_id=deployment.organization_id,
+        user_id=None,  # a caller with a key is no user of the studio
+        kind=Run.Kind.DEPLOYMENT,
+        input=inputs,
+        agent_id=deployment.agent_id or "",
+        orchestration_id=deployment.orchestration_id or "",
+        deployment_id=deployment.pk,
+    )
+
+
+def deployment_admit_and_begin(*, name: str, key: str | None, channel: str, inputs: Any):
+    """Admission and the start of a call in one trip to a worker thread (the HTTP channel)."""
+    deployment = deployment_admit(name=name, key=key, channel=channel)
+    return deployment, deployment_call_begin(deployment=deployment, inputs=inputs)
+
+
+def deployment_work(deployment: Deployment, run: Run, *, stream: bool = False):
+    return pinned_work(deployment.pinned, run.input, stream=stream)
+
+
+async def deployment_run(deployment: Deployment, run: Run, *, stream: bool = False) -> dict[str, Any]:
+    """Executes a started call and returns its result; raises RunFailed (402 budget, 502/504
+    provider failures, ...) after recording the failed run. `stream` asks the provider for
+    `llm.delta` events (for callers that follow the run's events)."""
+    run, _ = await run_execute(run, deployment_work(deployment, run, stream=stream), name=deployment.name)
+    return call_result(run)
+
+
+def call_result(run: Run) -> dict[str, Any]:
+    """The response of a call: outputs, ids and usage."""
+    return {
+        "outputs": run.output,
+        "run_id": run.pk,
+        "trace_id": run.trace_id,
+        "usage": {
+            "input_tokens": run.input_tokens,
+            "output_tokens": run.output_tokens,
+            "cost_usd": float(run.cost_usd),
+        },
+    }
+
+
+_OUTCOMES = {
+    400: "invalid",
+    413: "invalid",
+    401: "unauthorized",
+    403: "unauthorized",
+    404: "not_found",
+    429: "rate_limited",
+}
+
+
+def call_outcome(error: BaseException | None) -> str:
+    """The metrics outcome of a call that ended with `error` (None: completed)."""
+    if error is None:
+        return "completed"
+    if isinstance(error, RunFailed):
+        return "failed"
+    status = getattr(error, "status", 500)
+    if status == 503 and getattr(error, "code", "") == "rate_limiter_unavailable":
+        return "unavailable"
+    return _OUTCOMES.get(status, "failed")
+
+
+def call_finished(channel: str, error: BaseException | None = None) -> None:
+    metrics.deployment_request(outcome=call_outcome(error), channel=channel_of(channel))

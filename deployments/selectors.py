@@ -1,0 +1,102 @@
+"""Reads of deployments: the organization's deployments, one deployment, its usage from the ledger,
+and the URLs and commands that reach it."""
+
+from __future__ import annotations
+
+import shlex
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Max, Q, QuerySet, Sum
+
+from deployments.models import Deployment, DeploymentKey
+from observability.models import Run
+from studio.api.errors import ApiError
+
+KEY_PLACEHOLDER = "<api-key>"
+
+
+def deployment_list(*, user, status: str | None = None) -> QuerySet[Deployment]:
+    """The deployments of the user's organization, newest first. The pinned snapshot is left out:
+    lists never need it."""
+    deployments = Deployment.objects.filter(organization_id=user.organization_id).defer("pinned")
+    if status:
+        deployments = deployments.filter(status=status)
+    return deployments
+
+
+def deployment_get(*, user, deployment_id: str) -> Deployment:
+    """One deployment of the user's organization; another organization's is a 404 like a missing one."""
+    deployment = Deployment.objects.filter(organization_id=user.organization_id, pk=deployment_id).first()
+    if deployment is None:
+        raise ApiError(404, "not_found", "Deployment not found.")
+    return deployment
+
+
+def deployment_keys(*, deployment: Deployment) -> QuerySet[DeploymentKey]:
+    return DeploymentKey.objects.filter(deployment=deployment).order_by("-created_at", "-id")
+
+
+def deployment_usage(*, deployment: Deployment) -> dict[str, Any]:
+    """What the deployment's calls used so far, summed by the database over its runs in the ledger."""
+    totals = Run.objects.filter(
+        organization_id=deployment.organization_id, deployment_id=deployment.pk
+    ).aggregate(
+        runs=Count("id"),
+        completed=Count("id", filter=Q(status=Run.Status.COMPLETED)),
+        failed=Count("id", filter=Q(status__in=[Run.Status.FAILED, Run.Status.CANCELLED])),
+        input_tokens=Sum("input_tokens"),
+        output_tokens=Sum("output_tokens"),
+        cost_usd=Sum("cost_usd"),
+        last_run_at=Max("created_at"),
+    )
+    input_tokens, output_tokens = totals["input_tokens"] or 0, totals["output_tokens"] or 0
+    return {
+        "runs": totals["runs"],
+        "completed": totals["completed"],
+        "failed": totals["failed"],
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "cost_usd": totals["cost_usd"] or Decimal(0),
+        "last_run_at": totals["last_run_at"],
+    }
+
+
+def deployment_api_url(name: str) -> str:
+    return f"{settings.PUBLIC_URL}/workflows/{name}/execute"
+
+
+def deployment_mcp_url(name: str) -> str:
+    return f"{settings.PUBLIC_URL}/mcp/{name}"
+
+
+def deployment_commands(deployment: Deployment, *, key: str | None = None) -> dict[str, str]:
+    """Ready-to-paste commands: register the MCP server with Claude Code (HTTP transport, the key as
+    a bearer header) and call the deployment with our CLI. Without `key`, a placeholder stands in."""
+    key = key or KEY_PLACEHOLDER
+    name = deployment.name
+    example = (
+        " ".join(f"--input {shlex.quote(field + '=...')}" for field in _required_inputs(deployment))
+        or "--json '{}'"
+    )
+    return {
+        "mcp_command": (
+            f"claude mcp add --transport http {name} {deployment_mcp_url(name)} "
+            f"--header {shlex.quote(f'Authorization: Bearer {key}')}"
+        ),
+        "cli_command": (
+            f"studio execute {name} --url {shlex.quote(settings.PUBLIC_URL)} "
+            f"--key {shlex.quote(key)} {example}"
+        ),
+    }
+
+
+def _required_inputs(deployment: Deployment) -> list[str]:
+    pinned = deployment.pinned or {}
+    entry = pinned.get("agent") or (pinned.get("agents") or [None])[0]
+    if not entry:
+        return []
+    fields = entry.get("config", {}).get("signature", {}).get("inputs", [])
+    return [field["name"] for field in fields if field.get("required", True)]

@@ -1,0 +1,283 @@
+"""The HTTP channel of deployments (also what the CLI calls): plain async Django views.
+
+    GET  /workflows/{name}                          inputs and outputs as JSON Schema
+    POST /workflows/{name}/execute                  {"inputs": {...}} -> outputs, ids, usage
+    POST /workflows/{name}/execute?async=1          202 {run_id, ...}: the run goes on in the background
+    GET  /workflows/{name}/runs/{run_id}            a run of this deployment: status, outputs, usage
+    GET  /workflows/{name}/runs/{run_id}/events     its events as server-sent events (replay, then follow)
+
+Every request carries a key of the deployment (`Authorization: Bearer <key>` or `X-API-Key`). A
+call waits for its run on the event loop: no thread is held while the model answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import RequestDataTooBig
+from django.db import connection
+from django.http import JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from deployments.calls import (
+    DeploymentRefused,
+    call_finished,
+    call_result,
+    deployment_admit,
+    deployment_admit_and_begin,
+    deployment_run,
+)
+from deployments.models import Deployment
+from deployments.pinning import (
+    pinned_description,
+    pinned_input_schema,
+    pinned_output_schema,
+    pinned_title,
+)
+from deployments.selectors import deployment_api_url, deployment_mcp_url
+from observability.models import Run, RunEvent
+from observability.recorder import event_frame
+from observability.services import RunFailed
+from studio.api.errors import error_body
+
+CHANNEL_HEADER = "X-Studio-Channel"  # `cli` from our CLI; anything else is the api channel
+FINAL_EVENTS = frozenset({"run.completed", "run.failed"})
+EVENT_POLL_S = 0.2
+KEEPALIVE_S = 15.0
+EVENTS_PER_POLL = 500
+
+_background: set[asyncio.Task] = set()
+
+
+def presented_key(headers) -> str | None:
+    """The deployment key of a request: `Authorization: Bearer <key>`, else `X-API-Key`."""
+    authorization = headers.get("Authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return headers.get("X-API-Key", "").strip() or None
+
+
+def error_response(error: Exception) -> JsonResponse:
+    """The error envelope of a refused call or a failed run, with Retry-After / WWW-Authenticate."""
+    response = JsonResponse(
+        error_body(error.code, error.message, getattr(error, "fields", None)), status=error.status
+    )
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    if error.status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="deployment"'
+    return response
+
+
+def _bad_request(code: str, message: str) -> DeploymentRefused:
+    return DeploymentRefused(400, code, message)
+
+
+def _method_not_allowed(allowed: str) -> JsonResponse:
+    response = JsonResponse(error_body("method_not_allowed", "Method not allowed."), status=405)
+    response["Allow"] = allowed
+    return response
+
+
+def _channel(request) -> str:
+    return "cli" if request.headers.get(CHANNEL_HEADER, "").lower() == "cli" else "api"
+
+
+def _call_inputs(request) -> Any:
+    try:
+        body = json.loads(request.body or b"{}")
+    except RequestDataTooBig:
+        raise DeploymentRefused(413, "payload_too_large", "The request body is too large.") from None
+    except ValueError:
+        raise _bad_request("malformed_request", "The body is not valid JSON.") from None
+    if not isinstance(body, dict) or not isinstance(body.get("inputs", {}), dict):
+        raise DeploymentRefused(
+            400,
+            "validation_error",
+            'The body must be {"inputs": {...}}.',
+            fields={"inputs": ["Must be a JSON object."]},
+        )
+    return body.get("inputs", {})
+
+
+async def _admit(request, name: str) -> Deployment:
+    return await sync_to_async(deployment_admit)(
+        name=name, key=presented_key(request.headers), channel=_channel(request)
+    )
+
+
+@csrf_exempt
+async def workflow_describe(request, name: str):
+    """What the deployment takes and returns, for callers (any key of the deployment)."""
+    if request.method not in ("GET", "HEAD"):
+        return _method_not_allowed("GET")
+    try:
+        deployment = await _admit(request, name)
+    except DeploymentRefused as refused:
+        return error_response(refused)
+    pinned = deployment.pinned
+    return JsonResponse(
+        {
+            "name": deployment.name,
+            "title": pinned_title(pinned),
+            "description": pinned_description(pinned),
+            "kind": deployment.target_kind,
+            "version": deployment.pinned_version,
+            "input_schema": pinned_input_schema(pinned),
+            "output_schema": pinned_output_schema(pinned),
+            "api_url": deployment_api_url(deployment.name),
+            "mcp_url": deployment_mcp_url(deployment.name),
+            "rate_limit_per_minute": deployment.rate_limit_per_minute,
+        }
+    )
+
+
+@csrf_exempt
+async def workflow_execute(request, name: str):
+    """One call: 200 with the outputs once the run completed, or with `?async=1` a 202 right away
+    (follow it at `events_url`). Errors in the standard envelope: 400 inputs, 401 key, 404 unknown or
+    stopped, 429 rate limit (Retry-After), 503 rate limiter down, 402 budget, 502/504 provider."""
+    if request.method != "POST":
+        return _method_not_allowed("POST")
+    channel = _channel(request)
+    try:
+        inputs = _call_inputs(request)
+        deployment, run = await sync_to_async(deployment_admit_and_begin)(
+            name=name, key=presented_key(request.headers), channel=channel, inputs=inputs
+        )
+    except DeploymentRefused as refused:
+        call_finished(channel, refused)
+        return error_response(refused)
+    if request.GET.get("async") in ("1", "true"):
+        _launch(deployment, run, channel)
+        runs_url = f"/workflows/{deployment.name}/runs/{run.pk}"
+        return JsonResponse(
+            {
+                "run_id": run.pk,
+                "trace_id": run.trace_id,
+                "status": run.status,
+                "run_url": runs_url,
+                "events_url": f"{runs_url}/events",
+            },
+            status=202,
+        )
+    try:
+        result = await deployment_run(deployment, run)
+    except RunFailed as failed:
+        call_finished(channel, failed)
+        return error_response(failed)
+    call_finished(channel)
+    return JsonResponse(result)
+
+
+def _launch(deployment: Deployment, run: Run, channel: str) -> None:
+    """Runs a call in the background; it is recorded to the end even when nobody follows it."""
+
+    async def call() -> None:
+        try:
+            await deployment_run(deployment, run, stream=True)
+        except RunFailed as failed:
+            call_finished(channel, failed)
+        else:
+            call_finished(channel)
+        finally:
+            # This task outlives its request, so nothing else closes its database connection.
+            await sync_to_async(connection.close)()
+
+    task = asyncio.create_task(call())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _deployment_run_of(request, name: str, run_id: str) -> tuple[Deployment, Run]:
+    deployment = await _admit(request, name)
+    run = await Run.objects.filter(pk=run_id, deployment_id=deployment.pk).afirst()
+    if run is None:
+        raise DeploymentRefused(404, "not_found", "Run not found.")
+    return deployment, run
+
+
+@csrf_exempt
+async def workflow_run(request, name: str, run_id: str):
+    """A run of this deployment: its status, and its outputs and usage once it completed."""
+    if request.method not in ("GET", "HEAD"):
+        return _method_not_allowed("GET")
+    try:
+        _, run = await _deployment_run_of(request, name, run_id)
+    except DeploymentRefused as refused:
+        return error_response(refused)
+    return JsonResponse(
+        {
+            **call_result(run),
+            "status": run.status,
+            "error": run.error,
+            "created_at": run.created_at.isoformat(),
+            "completed_at": run.completed_at.isoformat() if run.completed_at else None,
+            "execution_time_ms": run.execution_time_ms,
+        }
+    )
+
+
+@csrf_exempt
+async def workflow_run_events(request, name: str, run_id: str):
+    """The run's events as server-sent events: those stored after `?after_seq=N` (0: all), then new
+    ones as they are stored, until `run.completed` or `run.failed`. Each event's `id` is its seq, so
+    a client that lost the stream resumes with `after_seq`."""
+    if request.method != "GET":
+        return _method_not_allowed("GET")
+    try:
+        after_seq = int(request.GET.get("after_seq") or 0)
+    except ValueError:
+        return error_response(_bad_request("validation_error", "after_seq must be a whole number."))
+    try:
+        _, run = await _deployment_run_of(request, name, run_id)
+    except DeploymentRefused as refused:
+        return error_response(refused)
+    response = StreamingHttpResponse(_event_stream(run.pk, after_seq), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def _event_stream(run_id: str, after_seq: int) -> AsyncIterator[bytes]:
+    """Polls the stored events (any server process may be executing the run)."""
+    last_write = time.monotonic()
+    idle_polls = 0
+    while True:
+        events = [
+            event
+            async for event in RunEvent.objects.filter(run_id=run_id, seq__gt=after_seq).order_by("seq")[
+                :EVENTS_PER_POLL
+            ]
+        ]
+        for event in events:
+            after_seq = event.seq
+            frame = json.dumps(event_frame(event))
+            yield f"id: {event.seq}\nevent: {event.type}\ndata: {frame}\n\n".encode()
+            if event.type in FINAL_EVENTS:
+                return
+        if events:
+            last_write, idle_polls = time.monotonic(), 0
+            continue
+        idle_polls += 1
+        if idle_polls % 25 == 0 and await _finished_without_final_event(run_id, after_seq):
+            return
+        if time.monotonic() - last_write >= KEEPALIVE_S:
+            last_write = time.monotonic()
+            yield b": keepalive\n\n"
+        await asyncio.sleep(EVENT_POLL_S)
+
+
+async def _finished_without_final_event(run_id: str, after_seq: int) -> bool:
+    run = await Run.objects.filter(pk=run_id).only("status").afirst()
+    if run is None:
+        return True
+    if run.status not in Run.FINISHED:
+        return False
+    return not await RunEvent.objects.filter(run_id=run_id, seq__gt=after_seq).aexists()
