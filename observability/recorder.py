@@ -4,6 +4,7 @@ providers.llm.types), plus the start and finish of runs."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -33,6 +34,8 @@ class RunRecorder:
         self.run = run
         self._next_seq = next_seq
         self._seq_lock = asyncio.Lock()
+        # What closing a span needs from its opening, so that a close is one UPDATE.
+        self._open_spans: dict[str, tuple[dt.datetime, dict[str, Any]]] = {}
 
     @classmethod
     async def resume(cls, run: Run) -> RunRecorder:
@@ -53,6 +56,7 @@ class RunRecorder:
             model=attributes.pop("model", ""),
             attributes=attributes,
         )
+        self._open_spans[span.pk] = (span.started_at, attributes)
         return span.pk
 
     async def span_close(
@@ -66,16 +70,18 @@ class RunRecorder:
         attributes=None,
         error=None,
     ) -> None:
-        span = await Span.objects.aget(pk=span_id)
-        span.ended_at = timezone.now()
-        span.duration_ms = max(0, int((span.ended_at - span.started_at).total_seconds() * 1000))
-        span.status = status
-        span.input_tokens = input_tokens
-        span.output_tokens = output_tokens
-        span.cost_usd = cost_usd
-        span.attributes = {**span.attributes, **jsonable(dict(attributes or {}))}
-        span.error = error or ""
-        await span.asave()
+        started_at, opened_with = self._open_spans.pop(span_id)
+        ended_at = timezone.now()
+        await Span.objects.filter(pk=span_id).aupdate(
+            ended_at=ended_at,
+            duration_ms=max(0, int((ended_at - started_at).total_seconds() * 1000)),
+            status=status,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+            attributes={**opened_with, **jsonable(dict(attributes or {}))},
+            error=error or "",
+        )
 
     async def emit(self, type, *, agent_id=None, data) -> None:
         async with self._seq_lock:
