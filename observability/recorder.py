@@ -4,11 +4,15 @@ providers.llm.types), plus the start and finish of runs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -28,7 +32,10 @@ def jsonable(value: Any) -> Any:
 
 
 class RunRecorder:
-    """Writes spans and numbered events of one run; events are published after they are stored."""
+    """Writes spans and numbered events of one run; events are published after they are stored.
+
+    Inside `batch()`, the writes wait and go to the database together in one transaction (one
+    thread hop instead of one per write), which is how a run starts and finishes."""
 
     def __init__(self, run: Run, *, next_seq: int = 1):
         self.run = run
@@ -36,15 +43,36 @@ class RunRecorder:
         self._seq_lock = asyncio.Lock()
         # What closing a span needs from its opening, so that a close is one UPDATE.
         self._open_spans: dict[str, tuple[dt.datetime, dict[str, Any]]] = {}
+        self._pending: list[Callable[[], Any]] | None = None
+        self._unpublished: list[RunEvent] = []
 
     @classmethod
     async def resume(cls, run: Run) -> RunRecorder:
         last = await RunEvent.objects.filter(run=run).aaggregate(last=Max("seq"))
         return cls(run, next_seq=(last["last"] or 0) + 1)
 
+    @contextlib.asynccontextmanager
+    async def batch(self):
+        self._pending = []
+        try:
+            yield
+        finally:
+            pending, self._pending = self._pending, None
+        await sync_to_async(_in_one_transaction)(pending)
+        events, self._unpublished = self._unpublished, []
+        for event in events:
+            await publish_run_event(self.run.pk, event_frame(event))
+
+    async def write(self, write: Callable[[], Any]) -> None:
+        """One database write: now, or with the current batch."""
+        if self._pending is not None:
+            self._pending.append(write)
+        else:
+            await sync_to_async(write)()
+
     async def span_open(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> str:
         attributes = jsonable(dict(attributes or {}))
-        span = await Span.objects.acreate(
+        span = Span(
             run_id=self.run.pk,
             organization_id=self.run.organization_id,
             parent_id=parent_id,
@@ -56,6 +84,7 @@ class RunRecorder:
             model=attributes.pop("model", ""),
             attributes=attributes,
         )
+        await self.write(functools.partial(span.save, force_insert=True))
         self._open_spans[span.pk] = (span.started_at, attributes)
         return span.pk
 
@@ -72,28 +101,42 @@ class RunRecorder:
     ) -> None:
         started_at, opened_with = self._open_spans.pop(span_id)
         ended_at = timezone.now()
-        await Span.objects.filter(pk=span_id).aupdate(
-            ended_at=ended_at,
-            duration_ms=max(0, int((ended_at - started_at).total_seconds() * 1000)),
-            status=status,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost_usd,
-            attributes={**opened_with, **jsonable(dict(attributes or {}))},
-            error=error or "",
-        )
+        changes = {
+            "ended_at": ended_at,
+            "duration_ms": max(0, int((ended_at - started_at).total_seconds() * 1000)),
+            "status": status,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost_usd": cost_usd,
+            "attributes": {**opened_with, **jsonable(dict(attributes or {}))},
+            "error": error or "",
+        }
+        await self.write(lambda: Span.objects.filter(pk=span_id).update(**changes))
 
     async def emit(self, type, *, agent_id=None, data) -> None:
         async with self._seq_lock:
-            seq = self._next_seq
-            self._next_seq += 1
-            event = await RunEvent.objects.acreate(
-                run_id=self.run.pk, seq=seq, type=type, agent_id=agent_id or "", data=jsonable(dict(data))
+            event = RunEvent(
+                run_id=self.run.pk,
+                seq=self._next_seq,
+                type=type,
+                agent_id=agent_id or "",
+                data=jsonable(dict(data)),
             )
-        await publish_run_event(self.run.pk, event_frame(event))
+            self._next_seq += 1
+            await self.write(functools.partial(event.save, force_insert=True))
+        if self._pending is not None:
+            self._unpublished.append(event)
+        else:
+            await publish_run_event(self.run.pk, event_frame(event))
 
     async def heartbeat(self) -> None:
         await Run.objects.filter(pk=self.run.pk).aupdate(heartbeat_at=timezone.now())
+
+
+def _in_one_transaction(writes: list[Callable[[], Any]]) -> None:
+    with transaction.atomic():
+        for write in writes:
+            write()
 
 
 def event_frame(event: RunEvent) -> dict[str, Any]:

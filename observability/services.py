@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import itertools
 import logging
 import time
@@ -87,11 +88,12 @@ async def run_execute(run: Run, work: Work, *, name: str) -> tuple[Run, RunOutco
     (code `cancelled` when `run_cancel` stopped it)."""
     recorder = RunRecorder(run)
     started = time.perf_counter()
-    await _mark_running(run)
-    root = await recorder.span_open(kind="run", name=name, parent_id=None, agent_id=run.agent_id or None)
-    await recorder.emit(
-        "run.started", agent_id=run.agent_id or None, data={"kind": run.kind, "input": run.input}
-    )
+    async with recorder.batch():
+        await _mark_running(run, recorder)
+        root = await recorder.span_open(kind="run", name=name, parent_id=None, agent_id=run.agent_id or None)
+        await recorder.emit(
+            "run.started", agent_id=run.agent_id or None, data={"kind": run.kind, "input": run.input}
+        )
     # The work runs in its own task, so a cancel stops the work while this coroutine records it.
     work_task = asyncio.create_task(work(recorder, root))
     _active_runs[run.pk] = work_task
@@ -125,10 +127,10 @@ def _describe_failure(exc: Exception) -> tuple[str, str, int]:
     return "internal_error", "The run failed unexpectedly.", 500
 
 
-async def _mark_running(run: Run) -> None:
+async def _mark_running(run: Run, recorder: RunRecorder) -> None:
     now = timezone.now()
     run.status, run.started_at, run.heartbeat_at = Run.Status.RUNNING, now, now
-    await run.asave(update_fields=["status", "started_at", "heartbeat_at"])
+    await recorder.write(functools.partial(run.save, update_fields=["status", "started_at", "heartbeat_at"]))
 
 
 def launch_run(run: Run, work: Work, *, name: str) -> asyncio.Task:
@@ -193,6 +195,7 @@ async def _cancel_flagged(run_id: str) -> bool:
 
 
 async def _finish(run, recorder, root, started, *, status, outcome: RunOutcome | None = None, error=None):
+    """Ends the run, its root span and its event stream together (one transaction)."""
     run.status = status
     run.completed_at = timezone.now()
     run.execution_time_ms = int((time.perf_counter() - started) * 1000)
@@ -206,37 +209,39 @@ async def _finish(run, recorder, root, started, *, status, outcome: RunOutcome |
     else:
         run.input_tokens, run.output_tokens, run.cost_usd = await _span_totals(run)
     run.error = error
-    await run.asave(
-        update_fields=[
-            "status",
-            "completed_at",
-            "execution_time_ms",
-            "output",
-            "error",
-            "input_tokens",
-            "output_tokens",
-            "cost_usd",
-        ]
-    )
-    metrics.run_finished(kind=run.kind, status=status, execution_time_ms=run.execution_time_ms)
-    await recorder.span_close(
-        root,
-        status=status,
-        input_tokens=run.input_tokens,
-        output_tokens=run.output_tokens,
-        cost_usd=run.cost_usd,
-        error=(error or {}).get("message"),
-    )
     data = {
         "status": status,
         "execution_time_ms": run.execution_time_ms,
         "tokens": {"input": run.input_tokens, "output": run.output_tokens, "total": run.total_tokens},
         "cost_usd": run.cost_usd,
     }
-    if outcome is not None:
-        await recorder.emit("run.completed", data={**data, "output": run.output, **outcome.extra})
-    else:
-        await recorder.emit("run.failed", data={**data, "error": error})
+    async with recorder.batch():
+        await recorder.write(functools.partial(run.save, update_fields=FINISH_FIELDS))
+        await recorder.span_close(
+            root,
+            status=status,
+            input_tokens=run.input_tokens,
+            output_tokens=run.output_tokens,
+            cost_usd=run.cost_usd,
+            error=(error or {}).get("message"),
+        )
+        if outcome is not None:
+            await recorder.emit("run.completed", data={**data, "output": run.output, **outcome.extra})
+        else:
+            await recorder.emit("run.failed", data={**data, "error": error})
+    metrics.run_finished(kind=run.kind, status=status, execution_time_ms=run.execution_time_ms)
+
+
+FINISH_FIELDS = [
+    "status",
+    "completed_at",
+    "execution_time_ms",
+    "output",
+    "error",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+]
 
 
 async def _span_totals(run: Run) -> tuple[int, int, Decimal]:
