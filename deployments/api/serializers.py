@@ -9,24 +9,33 @@ from deployments.services import DEFAULT_RATE_LIMIT_PER_MINUTE
 NAME_HELP = "URL slug, unique across the instance: lowercase letters, digits and hyphens (1-63)."
 
 
+class ChannelsField(serializers.ListField):
+    """The channels to open: a list (`["api", "mcp"]`) or flags (`{"api": true, "mcp": false}`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            child=serializers.ChoiceField(choices=CHANNELS), min_length=1, max_length=len(CHANNELS), **kwargs
+        )
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(CHANNELS))
+            if unknown:
+                raise serializers.ValidationError(f"Unknown channels: {', '.join(unknown)}.")
+            data = [channel for channel, enabled in data.items() if enabled is True]
+        return list(dict.fromkeys(super().to_internal_value(data)))
+
+
 class DeploySerializer(serializers.Serializer):
     agent_id = serializers.CharField(max_length=40, required=False, allow_null=True, default=None)
     orchestration_id = serializers.CharField(max_length=40, required=False, allow_null=True, default=None)
     name = serializers.RegexField(
         NAME_PATTERN, max_length=63, required=False, allow_null=True, default=None, help_text=NAME_HELP
     )
-    channels = serializers.ListField(
-        child=serializers.ChoiceField(choices=CHANNELS),
-        min_length=1,
-        max_length=len(CHANNELS),
-        default=list(CHANNELS),
-    )
+    channels = ChannelsField(default=list(CHANNELS))
     rate_limit_per_minute = serializers.IntegerField(
         min_value=1, max_value=100_000, default=DEFAULT_RATE_LIMIT_PER_MINUTE
     )
-
-    def validate_channels(self, value):
-        return list(dict.fromkeys(value))
 
     def validate(self, attrs):
         if bool(attrs.get("agent_id")) == bool(attrs.get("orchestration_id")):

@@ -88,6 +88,8 @@ def test_names_are_unique_across_organizations(admin_client_, agent, other_clien
         ({"name": "-leading"}, "name"),
         ({"channels": ["smoke-signals"]}, "channels.0"),
         ({"channels": []}, "channels"),
+        ({"channels": {"api": False}}, "channels"),
+        ({"channels": {"fax": True}}, "channels"),
         ({"rate_limit_per_minute": 0}, "rate_limit_per_minute"),
     ],
 )
@@ -95,6 +97,12 @@ def test_invalid_deploy_requests_are_400_and_create_nothing(admin_client_, agent
     response = post_deploy(admin_client_, agent_id=agent.pk, **body)
     assert response.status_code == 400 and field in response.json()["error"]["fields"]
     assert not Deployment.objects.exists()
+
+
+def test_channels_may_be_given_as_flags(admin_client_, agent):
+    response = post_deploy(admin_client_, agent_id=agent.pk, channels={"api": True, "mcp": False, "cli": True})
+    assert response.status_code == 201, response.content
+    assert Deployment.objects.get().channels == ["api", "cli"]
 
 
 def test_exactly_one_target_is_required(admin_client_, admin_user, agent):
