@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# URLs handed to users (api_url, mcp_url) follow where `make run` listens unless set.
+run: export STUDIO_PUBLIC_URL ?= http://$(HOST):$(PORT)
 run: $(STAMP)
 	$(BIN)/python manage.py startup
 	$(BIN)/daphne -b $(HOST) -p $(PORT) studio.asgi:application
