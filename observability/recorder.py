@@ -114,6 +114,8 @@ class RunRecorder:
         await self.write(lambda: Span.objects.filter(pk=span_id).update(**changes))
 
     async def emit(self, type, *, agent_id=None, data) -> None:
+        # Numbering, storing and publishing under one lock: concurrent agents' events reach the
+        # group in seq order, which is what followers deduplicate by.
         async with self._seq_lock:
             event = RunEvent(
                 run_id=self.run.pk,
@@ -124,10 +126,10 @@ class RunRecorder:
             )
             self._next_seq += 1
             await self.write(functools.partial(event.save, force_insert=True))
-        if self._pending is not None:
-            self._unpublished.append(event)
-        else:
-            await publish_run_event(self.run.pk, event_frame(event))
+            if self._pending is not None:
+                self._unpublished.append(event)
+            else:
+                await publish_run_event(self.run.pk, event_frame(event))
 
     async def heartbeat(self) -> None:
         await Run.objects.filter(pk=self.run.pk).aupdate(heartbeat_at=timezone.now())

@@ -111,6 +111,14 @@ def _database() -> dict:
         }
         # A file (not memory) so that a live server process in the tests shares the test database.
         config["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        # Every request and WebSocket frame borrows a pooled connection instead of opening one, and
+        # the pool bounds how many the server process holds however many requests are in flight.
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": int(env_str("STUDIO_DB_POOL_SIZE", "20")),
+            "timeout": 30,
+        }
     return config
 
 
@@ -121,7 +129,11 @@ AUTH_USER_MODEL = "accounts.User"
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # The socket timeout must outlast the layer's 5 s blocking pop, or quiet streams die.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}]},
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -100,7 +100,9 @@ def test_invalid_deploy_requests_are_400_and_create_nothing(admin_client_, agent
 
 
 def test_channels_may_be_given_as_flags(admin_client_, agent):
-    response = post_deploy(admin_client_, agent_id=agent.pk, channels={"api": True, "mcp": False, "cli": True})
+    response = post_deploy(
+        admin_client_, agent_id=agent.pk, channels={"api": True, "mcp": False, "cli": True}
+    )
     assert response.status_code == 201, response.content
     assert Deployment.objects.get().channels == ["api", "cli"]
 
