@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 
 from observability import metrics
@@ -24,7 +25,6 @@ from providers.llm.types import (
     Completion,
     Delta,
     LLMCall,
-    LLMError,
     ProviderNotConfigured,
     ProviderSettings,
 )
@@ -141,28 +141,23 @@ class StudioGateway:
             provider, overrides, config_id = provider_settings(config), config.pricing_overrides, config.pk
         model = call.request.model or provider.default_model or MOCK_DEFAULT_MODEL
         amount = pricing.max_cost(model, call.request, overrides)
-        holds = []
         budgets = []
         if config is not None:
             budgets.append((config.pk, config.budget_limit_usd, f"provider config '{config.name}'"))
         if call.agent_id:
             budgets.append((call.agent_id, call.agent_budget_limit_usd, f"agent {call.agent_id}"))
-        try:
-            for subject, limit, label in budgets:
-                holds.append(
-                    budget_reserve(
-                        organization_id=self.run.organization_id,
-                        subject=subject,
-                        amount=amount,
-                        limit=limit,
-                        label=label,
-                        run_id=self.run.pk,
-                    )
+        with transaction.atomic():  # all budgets hold, or none does
+            holds = [
+                budget_reserve(
+                    organization_id=self.run.organization_id,
+                    subject=subject,
+                    amount=amount,
+                    limit=limit,
+                    label=label,
+                    run_id=self.run.pk,
                 )
-        except LLMError:
-            for hold in holds:
-                budget_settle(hold, cost=Decimal(0))
-            raise
+                for subject, limit, label in budgets
+            ]
         return _Prepared(provider, model, overrides, config_id, holds)
 
     async def _finish(self, prepared: _Prepared, span_id: str, completion: Completion) -> Completion:
@@ -203,6 +198,7 @@ class StudioGateway:
         )
 
     @staticmethod
+    @transaction.atomic
     def _settle(holds: list[BudgetHold], cost: Decimal) -> None:
         for hold in holds:
             budget_settle(hold, cost=cost)

@@ -116,8 +116,9 @@ async def test_an_agent_budget_is_enforced_and_releases_the_provider_hold(member
     )
     with pytest.raises(BudgetExceeded):
         await gateway.complete(call)
-    counter = await BudgetCounter.objects.aget(subject=config.pk)
-    assert counter.reserved_usd == 0 and counter.spent_usd == 0
+    assert not await BudgetCounter.objects.filter(subject=config.pk, reserved_usd__gt=0).aexists()
+    assert not await BudgetCounter.objects.filter(subject=config.pk, spent_usd__gt=0).aexists()
+    assert not await BudgetHold.objects.aexists()
 
 
 async def test_a_provider_failure_releases_the_reservation_and_fails_the_span(
