@@ -31,5 +31,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# Measurements, not tests (see benchmarks/README.md); usage_at_scale.py is run on its own.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python -m benchmarks.api_baseline
+	$(BIN)/python -m benchmarks.llm_transport
+	$(BIN)/python benchmarks/gateway_overhead.py
+	$(BIN)/python benchmarks/agent_runtime.py
+	$(BIN)/python benchmarks/orchestration_engine.py
+	$(BIN)/python -m benchmarks.deployment_endpoint

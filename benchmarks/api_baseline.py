@@ -1,7 +1,7 @@
 """Requests/s and p50/p99 of authenticated `GET /api/auth/me` and `GET /api/users` under daphne with
 32 concurrent clients, next to the bare liveness view on the same server, as a ratio.
 
-    .venv/bin/python benchmarks/api_baseline.py [--database-url postgres://...] [--requests 2000]
+    .venv/bin/python -m benchmarks.api_baseline [--database-url postgres://...] [--requests 2000]
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import asyncio
 import uuid
 
 import httpx
-from common import Server, load
+from benchmarks.common import Server, load
 
 PASSWORD = "bench-password-123"
 
