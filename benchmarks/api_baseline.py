@@ -11,6 +11,7 @@ import asyncio
 import uuid
 
 import httpx
+
 from benchmarks.common import Server, load
 
 PASSWORD = "bench-password-123"
