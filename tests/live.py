@@ -77,3 +77,4 @@ class DaphneServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
