@@ -24,7 +24,36 @@ class TemplateQuerySet(models.QuerySet):
         return self.filter(Q(organization__isnull=True) | Q(organization_id=user.organization_id))
 
 
-class AgentTemplate(models.Model):
+class Template(models.Model):
+    """What agent and orchestration templates share: identity, owner (none = official), gallery
+    text, and the download count."""
+
+    id = PrefixedIdField("tmpl")
+    slug = models.SlugField(max_length=80, blank=True)
+    organization = models.ForeignKey(
+        "accounts.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True, max_length=2000)
+    is_official = models.BooleanField(default=False)
+    downloads = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TemplateQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        ordering = ["-is_official", "name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentTemplate(Template):
     """An agent to start from: a version-1 agent config YAML plus what the gallery shows.
 
     `slug` is the stable key of an official template (the loader updates it in place); `config` is
@@ -48,13 +77,6 @@ class AgentTemplate(models.Model):
         OPERATIONS = "operations"
         OTHER = "other"
 
-    id = PrefixedIdField("tmpl")
-    slug = models.SlugField(max_length=80, blank=True)
-    organization = models.ForeignKey(
-        "accounts.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
-    )
-    name = models.CharField(max_length=120)
-    description = models.TextField(blank=True, max_length=2000)
     category = models.CharField(max_length=30, choices=Category.choices, default=Category.OTHER)
     agent_type = models.CharField(
         max_length=20, choices=Agent.AgentType.choices, default=Agent.AgentType.CUSTOM
@@ -64,18 +86,8 @@ class AgentTemplate(models.Model):
     )
     config_yaml = models.TextField()
     config = models.JSONField(default=dict)
-    is_official = models.BooleanField(default=False)
-    downloads = models.PositiveIntegerField(default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
 
-    objects = TemplateQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-is_official", "name", "id"]
+    class Meta(Template.Meta):
         constraints = [
             models.CheckConstraint(
                 condition=_OFFICIAL_XOR_ORGANIZATION, name="agent_template_official_xor_org"
@@ -86,39 +98,19 @@ class AgentTemplate(models.Model):
         ]
         indexes = [models.Index(fields=["organization", "category"])]
 
-    def __str__(self) -> str:
-        return self.name
 
-
-class OrchestrationTemplate(models.Model):
+class OrchestrationTemplate(Template):
     """An orchestration to start from: a pattern, its config YAML and, per position, the agent
     template that fills that position's role (`agent_template_ids`, ordered like an orchestration's
     `agent_ids`; a template may fill several positions)."""
 
-    id = PrefixedIdField("tmpl")
-    slug = models.SlugField(max_length=80, blank=True)
-    organization = models.ForeignKey(
-        "accounts.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
-    )
-    name = models.CharField(max_length=120)
-    description = models.TextField(blank=True, max_length=2000)
     pattern = models.CharField(max_length=30, choices=Orchestration.Pattern.choices)
     config_yaml = models.TextField(blank=True)
     config = models.JSONField(default=dict)
     agent_template_ids = models.JSONField(default=list)
     icon = models.CharField(max_length=40, blank=True, help_text="An icon name the UI knows.")
-    is_official = models.BooleanField(default=False)
-    downloads = models.PositiveIntegerField(default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
 
-    objects = TemplateQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-is_official", "name", "id"]
+    class Meta(Template.Meta):
         constraints = [
             models.CheckConstraint(
                 condition=_OFFICIAL_XOR_ORGANIZATION, name="orchestration_template_official_xor_org"
@@ -130,6 +122,3 @@ class OrchestrationTemplate(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["organization", "pattern"])]
-
-    def __str__(self) -> str:
-        return self.name
