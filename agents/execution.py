@@ -7,8 +7,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from asgiref.sync import sync_to_async
-
 from agents.breakers import CacheCircuitBreaker
 from agents.models import Agent
 from agents.runtime.inputs import validate_inputs
@@ -109,6 +107,3 @@ def run_summary(run: Run) -> dict[str, Any]:
         "trace_id": run.trace_id,
         "execution_time_ms": run.execution_time_ms,
     }
-
-
-agent_spec_async = sync_to_async(agent_spec)

@@ -59,9 +59,11 @@ def provider_config_resolve(
     if provider_id:
         config = visible.filter(pk=provider_id).first()
     else:
+        # One query: the default first, else the oldest org-wide config (personal ones are never default).
         config = (
-            visible.filter(is_default=True).first()
-            or visible.filter(user__isnull=True).order_by("created_at").first()
+            visible.filter(Q(is_default=True) | Q(user__isnull=True))
+            .order_by("-is_default", "created_at")
+            .first()
         )
     if config is None and (provider_id or kind != "mock"):
         wanted = f"provider config {provider_id}" if provider_id else f"an active {kind} provider config"

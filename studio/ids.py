@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from django.db import models
 
-ID_PATTERN = re.compile(r"^[a-z]+-[0-9a-f]{32}$")
-
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
-
-
-def looks_like_id(value: str, prefix: str) -> bool:
-    return isinstance(value, str) and value.startswith(f"{prefix}-") and bool(ID_PATTERN.match(value))
 
 
 class PrefixedIdField(models.CharField):
