@@ -48,6 +48,16 @@ def _test_settings(request, settings):
         settings.PASSWORD_HASHERS = FAST_HASHERS
 
 
+@pytest.fixture(autouse=True)
+def _rate_limit_clock(monkeypatch):
+    """Rate limits count in fixed windows; pinned to the first second of one, a test's requests
+    all fall in the same window however long it runs (a minute's boundary made them flaky)."""
+    from studio.api import ratelimit
+
+    window_start = 1_800_000_000  # a multiple of every window length in use (60 s, 15 min, 1 h)
+    monkeypatch.setattr(ratelimit, "clock", lambda: window_start + 1.0)
+
+
 @pytest.fixture
 def organization(db):
     return make_organization()

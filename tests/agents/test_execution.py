@@ -51,7 +51,7 @@ def test_structured_output_through_the_fake_anthropic_server(member, fake_anthro
     make_provider_config(
         member.organization, provider="anthropic", api_base_url=fake_anthropic.url, is_default=True
     )
-    agent = make_agent(member.organization, support_yaml(provider="anthropic", model="claude-sonnet-4-5"))
+    agent = make_agent(member.organization, support_yaml(provider="anthropic", model="claude-haiku-4-5"))
     fake_anthropic.enqueue(json_answer(GOOD))
     result = agent_test_run(user=member, agent=agent, inputs={"inquiry": "Refund?"})
     assert result["output"] == GOOD and result["cost"] > 0
