@@ -137,8 +137,9 @@ async def concurrency(concurrent: int, latency_ms: float, rounds: int) -> None:
     from asgiref.sync import sync_to_async
 
     from observability.recorder import RunRecorder
-    from providers.gateway import StudioGateway
+    from providers.gateway import StudioGateway, provider_settings
     from providers.llm.clients import close_clients
+    from providers.llm.registry import create_adapter
     from providers.llm.types import CompletionRequest, LLMCall, Message
     from tests.fakes.openai_server import FakeOpenAIServer
     from tests.providers.factories import make_provider_config
@@ -155,24 +156,28 @@ async def concurrency(concurrent: int, latency_ms: float, rounds: int) -> None:
             request, provider_kind="openai_compatible", provider_id=config.pk, agent_id="agent-bench"
         )
         gateway = StudioGateway(run=run, recorder=RunRecorder(run))
+        adapter = create_adapter(await sync_to_async(provider_settings)(config))
 
-        async def wave() -> float:
+        async def wave(send: Callable[[], Awaitable[object]]) -> float:
             started = time.perf_counter()
-            await asyncio.gather(*(gateway.complete(call) for _ in range(concurrent)))
+            await asyncio.gather(*(send() for _ in range(concurrent)))
             return time.perf_counter() - started
 
         try:
-            await wave()  # warm-up: opens the kept-alive connections
-            walls = [await wave() for _ in range(rounds)]
+            await wave(lambda: gateway.complete(call))  # warm-up: opens the kept-alive connections
+            bare = [await wave(lambda: adapter.complete(request)) for _ in range(rounds)]
+            walls = [await wave(lambda: gateway.complete(call)) for _ in range(rounds)]
         finally:
             await close_clients()
-    print(wave_line(f"{concurrent} concurrent calls, {latency_ms:g} ms server latency", walls, concurrent))
+    label = f"{concurrent} concurrent calls, {latency_ms:g} ms server latency"
+    print(wave_line(f"{label}: adapter alone", bare, concurrent))
+    print(wave_line(f"{label}: through the gateway", walls, concurrent))
 
 
 def wave_line(label: str, walls_s: list[float], size: int) -> str:
     median = statistics.median(walls_s) * 1000
     return (
-        f"{label:<44} wall median {median:7.1f} ms (min {min(walls_s) * 1000:.1f}, "
+        f"{label:<64} wall median {median:7.1f} ms (min {min(walls_s) * 1000:.1f}, "
         f"max {max(walls_s) * 1000:.1f}), {size / statistics.median(walls_s):6.1f} calls/s"
     )
 

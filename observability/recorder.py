@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from observability.events import publish_run_event
 from observability.models import Run, RunEvent, Span
+from observability.rows import row_insert, row_update
+from observability.writer import ledger_write
 
 
 def jsonable(value: Any) -> Any:
@@ -34,8 +34,9 @@ def jsonable(value: Any) -> Any:
 class RunRecorder:
     """Writes spans and numbered events of one run; events are published after they are stored.
 
-    Inside `batch()`, the writes wait and go to the database together in one transaction (one
-    thread hop instead of one per write), which is how a run starts and finishes."""
+    Writes go through the group commit (`ledger_write`), so concurrent runs share transactions.
+    Inside `batch()`, the writes of this run wait and go together as one write, which is how a run
+    starts and finishes."""
 
     def __init__(self, run: Run, *, next_seq: int = 1):
         self.run = run
@@ -58,7 +59,7 @@ class RunRecorder:
             yield
         finally:
             pending, self._pending = self._pending, None
-        await sync_to_async(_in_one_transaction)(pending)
+        await ledger_write(functools.partial(_in_order, pending))
         events, self._unpublished = self._unpublished, []
         for event in events:
             await publish_run_event(self.run.pk, event_frame(event))
@@ -68,9 +69,16 @@ class RunRecorder:
         if self._pending is not None:
             self._pending.append(write)
         else:
-            await sync_to_async(write)()
+            await ledger_write(write)
 
-    async def span_open(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> str:
+    async def span_open(self, **opening) -> str:
+        span = self.span_new(**opening)
+        await self.write(functools.partial(row_insert, span))
+        return span.pk
+
+    def span_new(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> Span:
+        """An open span of this run, not yet stored (for a caller that stores it with writes of its
+        own, in one transaction); `span_close` closes it."""
         attributes = jsonable(dict(attributes or {}))
         span = Span(
             run_id=self.run.pk,
@@ -84,11 +92,13 @@ class RunRecorder:
             model=attributes.pop("model", ""),
             attributes=attributes,
         )
-        await self.write(functools.partial(span.save, force_insert=True))
         self._open_spans[span.pk] = (span.started_at, attributes)
-        return span.pk
+        return span
 
-    async def span_close(
+    async def span_close(self, span_id, **outcome) -> None:
+        await self.write(self.span_closing(span_id, **outcome))
+
+    def span_closing(
         self,
         span_id,
         *,
@@ -98,7 +108,8 @@ class RunRecorder:
         cost_usd=Decimal(0),
         attributes=None,
         error=None,
-    ) -> None:
+    ) -> Callable[[], Any]:
+        """The write that closes a span with its outcome (`span_close` makes it at once)."""
         started_at, opened_with = self._open_spans.pop(span_id)
         ended_at = timezone.now()
         changes = {
@@ -111,7 +122,7 @@ class RunRecorder:
             "attributes": {**opened_with, **jsonable(dict(attributes or {}))},
             "error": error or "",
         }
-        await self.write(lambda: Span.objects.filter(pk=span_id).update(**changes))
+        return functools.partial(row_update, Span, span_id, **changes)
 
     async def emit(self, type, *, agent_id=None, data) -> None:
         # Numbering, storing and publishing under one lock: concurrent agents' events reach the
@@ -125,20 +136,19 @@ class RunRecorder:
                 data=jsonable(dict(data)),
             )
             self._next_seq += 1
-            await self.write(functools.partial(event.save, force_insert=True))
+            await self.write(functools.partial(row_insert, event))
             if self._pending is not None:
                 self._unpublished.append(event)
             else:
                 await publish_run_event(self.run.pk, event_frame(event))
 
     async def heartbeat(self) -> None:
-        await Run.objects.filter(pk=self.run.pk).aupdate(heartbeat_at=timezone.now())
+        await ledger_write(functools.partial(row_update, Run, self.run.pk, heartbeat_at=timezone.now()))
 
 
-def _in_one_transaction(writes: list[Callable[[], Any]]) -> None:
-    with transaction.atomic():
-        for write in writes:
-            write()
+def _in_order(writes: list[Callable[[], Any]]) -> None:
+    for write in writes:
+        write()
 
 
 def event_frame(event: RunEvent) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from django.utils import timezone
 from observability import metrics
 from observability.models import Run
 from observability.recorder import RunRecorder, jsonable
+from observability.rows import row_update
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,9 @@ def _describe_failure(exc: Exception) -> tuple[str, str, int]:
 async def _mark_running(run: Run, recorder: RunRecorder) -> None:
     now = timezone.now()
     run.status, run.started_at, run.heartbeat_at = Run.Status.RUNNING, now, now
-    await recorder.write(functools.partial(run.save, update_fields=["status", "started_at", "heartbeat_at"]))
+    await recorder.write(
+        functools.partial(row_update, Run, run.pk, status=run.status, started_at=now, heartbeat_at=now)
+    )
 
 
 def launch_run(run: Run, work: Work, *, name: str) -> asyncio.Task:
@@ -216,7 +219,8 @@ async def _finish(run, recorder, root, started, *, status, outcome: RunOutcome |
         "cost_usd": run.cost_usd,
     }
     async with recorder.batch():
-        await recorder.write(functools.partial(run.save, update_fields=FINISH_FIELDS))
+        finished = {name: getattr(run, name) for name in FINISH_FIELDS}
+        await recorder.write(functools.partial(row_update, Run, run.pk, **finished))
         await recorder.span_close(
             root,
             status=status,

@@ -2,18 +2,19 @@
 
 A call first reserves its maximum cost with one conditional UPDATE per budget (the database
 re-checks the condition under the row lock), then settles the reservation to the real cost.
+Counter ids are remembered, so a reservation is that UPDATE and the holds' INSERT.
 Each reservation is also kept as a `BudgetHold` row, so the holds of a crashed run can be freed."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from observability.rows import row_insert
 from providers.llm.types import BudgetExceeded
 from providers.models import BudgetCounter, BudgetHold
 
@@ -22,7 +23,22 @@ def current_month() -> dt.date:
     return timezone.now().date().replace(day=1)
 
 
-def _counter_id(*, organization_id: str, subject: str, month: dt.date) -> int:
+@dataclass(frozen=True)
+class Budget:
+    subject: str  # a provider config id or an agent id
+    limit: Decimal | None  # None: unlimited, the spend is still counted
+    label: str  # how a refusal names it
+
+
+# (subject, month) -> counter id. Counters are never renamed, so an id stays right until its row
+# is deleted (with its organization); a reservation that finds no row looks it up again.
+_counter_ids: dict[tuple[str, dt.date], int] = {}
+
+
+def _counter_id(*, organization_id: str, subject: str, month: dt.date, cached: bool = True) -> int:
+    key = (subject, month)
+    if cached and key in _counter_ids:
+        return _counter_ids[key]
     try:
         with transaction.atomic():
             counter, _ = BudgetCounter.objects.get_or_create(
@@ -30,47 +46,82 @@ def _counter_id(*, organization_id: str, subject: str, month: dt.date) -> int:
             )
     except IntegrityError:  # created concurrently
         counter = BudgetCounter.objects.get(subject=subject, month=month)
+    _counter_ids[key] = counter.pk
     return counter.pk
 
 
+# The statements of every call, written out: the ORM's compiler cost more than the database
+# (names come from the models, values are always parameters).
+_TABLE = BudgetCounter._meta.db_table
+_RESERVE = f"UPDATE {_TABLE} SET reserved_usd = reserved_usd + CAST(%s AS NUMERIC) WHERE id = %s"  # noqa: S608
+_RESERVE_WITHIN = f"{_RESERVE} AND spent_usd <= CAST(%s AS NUMERIC) - reserved_usd"
+_SETTLE = (
+    f"UPDATE {_TABLE} SET reserved_usd = CASE WHEN reserved_usd > CAST(%s AS NUMERIC)"  # noqa: S608
+    " THEN reserved_usd - CAST(%s AS NUMERIC) ELSE 0 END,"
+    " spent_usd = spent_usd + CAST(%s AS NUMERIC) WHERE id = %s"
+)
+_RELEASE = f"DELETE FROM {BudgetHold._meta.db_table} WHERE id = %s"  # noqa: S608
+
+
+def _add_reserved(counter_id: int, amount: Decimal, limit: Decimal | None) -> bool:
+    """The conditional UPDATE: the database checks the limit under the row's lock."""
+    with connection.cursor() as cursor:
+        if limit is None:
+            cursor.execute(_RESERVE, [amount, counter_id])
+        else:
+            cursor.execute(_RESERVE_WITHIN, [amount, counter_id, limit - amount])
+        return cursor.rowcount == 1
+
+
+def _hold(*, organization_id: str, budget: Budget, amount: Decimal, month: dt.date) -> int:
+    """Adds `amount` to the reserved sum of the budget's counter if it fits; the counter's id."""
+    counter_id = _counter_id(organization_id=organization_id, subject=budget.subject, month=month)
+    for attempt in (1, 2):
+        if _add_reserved(counter_id, amount, budget.limit):
+            return counter_id
+        fresh_id = _counter_id(
+            organization_id=organization_id, subject=budget.subject, month=month, cached=False
+        )
+        if fresh_id == counter_id or attempt == 2:  # the row is there: the budget is spent
+            break
+        counter_id = fresh_id
+    raise BudgetExceeded(
+        f"The monthly budget of {budget.label} (${budget.limit:.2f}) would be exceeded by this call."
+    )
+
+
 def budget_reserve(
-    *,
-    organization_id: str,
-    subject: str,
-    amount: Decimal,
-    limit: Decimal | None,
-    label: str,
-    run_id: str = "",
-) -> BudgetHold:
-    """Holds `amount` against the subject's monthly `limit` (None = unlimited) or raises
-    BudgetExceeded without holding anything."""
-    counter_id = _counter_id(organization_id=organization_id, subject=subject, month=current_month())
+    *, organization_id: str, budgets: list[Budget], amount: Decimal, run_id: str = ""
+) -> list[BudgetHold]:
+    """Holds `amount` against each budget's monthly limit: all of them, or none and BudgetExceeded."""
+    month = current_month()
     with transaction.atomic():
-        rows = BudgetCounter.objects.filter(pk=counter_id)
-        if limit is not None:
-            rows = rows.filter(spent_usd__lte=limit - amount - F("reserved_usd"))
-        if rows.update(reserved_usd=F("reserved_usd") + amount) != 1:
-            raise BudgetExceeded(
-                f"The monthly budget of {label} (${limit:.2f}) would be exceeded by this call."
+        holds = [
+            BudgetHold(
+                counter_id=_hold(organization_id=organization_id, budget=budget, amount=amount, month=month),
+                run_id=run_id,
+                amount_usd=amount,
             )
-        return BudgetHold.objects.create(counter_id=counter_id, run_id=run_id, amount_usd=amount)
+            for budget in budgets
+        ]
+        for hold in holds:
+            row_insert(hold)
+        return holds
 
 
 @transaction.atomic
-def budget_settle(hold: BudgetHold, *, cost: Decimal) -> None:
-    """Releases the hold and records what the call really cost."""
-    BudgetCounter.objects.filter(pk=hold.counter_id).update(
-        reserved_usd=Greatest(F("reserved_usd") - hold.amount_usd, Decimal(0)),
-        spent_usd=F("spent_usd") + cost,
-    )
-    BudgetHold.objects.filter(pk=hold.pk).delete()
+def budget_settle(holds: list[BudgetHold], *, cost: Decimal) -> None:
+    """Releases the holds of one call and records what it really cost on each held budget."""
+    with connection.cursor() as cursor:
+        for hold in holds:
+            cursor.execute(_SETTLE, [hold.amount_usd, hold.amount_usd, cost, hold.counter_id])
+            cursor.execute(_RELEASE, [hold.pk])
 
 
 def budget_release_run(run_id: str) -> int:
     """Frees every hold left by a run that died mid-call; returns how many there were."""
     holds = list(BudgetHold.objects.filter(run_id=run_id))
-    for hold in holds:
-        budget_settle(hold, cost=Decimal(0))
+    budget_settle(holds, cost=Decimal(0))
     return len(holds)
 
 

@@ -7,17 +7,19 @@ reservations to the real cost and records an `llm` span with tokens and cost."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 
 from observability import metrics
-from providers.budgets import budget_reserve, budget_settle
+from observability.rows import row_insert
+from observability.writer import ledger_write
+from providers.budgets import Budget, budget_reserve, budget_settle
 from providers.crypto import decrypt_secret
 from providers.llm import pricing
 from providers.llm.registry import create_adapter
@@ -76,58 +78,45 @@ class _Prepared:
     settings: ProviderSettings
     model: str
     overrides: dict
-    config_id: str
     holds: list[BudgetHold]
+    span_id: str
 
 
 class StudioGateway:
-    """The gateway of one run: every call is recorded on the run's span tree."""
+    """The gateway of one run: every call is recorded on the run's span tree.
+
+    A call is two ledger writes: before it, the config lookup, the reservation and the opened
+    `llm` span; after it, the settlement and the closed span. Each is one write of the group
+    commit, so the reservation and its span (and the settlement and its span) are stored together."""
 
     def __init__(self, *, run, recorder):
         self.run = run
         self.recorder = recorder
 
     async def complete(self, call: LLMCall) -> Completion:
-        prepared, span_id = await self._begin(call)
+        prepared = await ledger_write(functools.partial(self._prepare, call))
         try:
             completion = await create_adapter(prepared.settings).complete(self._request(call, prepared))
         except BaseException as exc:
-            await self._fail(prepared, span_id, exc)
+            await self._fail(prepared, exc)
             raise
-        return await self._finish(prepared, span_id, completion)
+        return await self._finish(prepared, completion)
 
     async def stream(self, call: LLMCall) -> AsyncIterator[Delta | Completion]:
-        prepared, span_id = await self._begin(call)
+        prepared = await ledger_write(functools.partial(self._prepare, call))
         try:
             async for item in create_adapter(prepared.settings).stream(self._request(call, prepared)):
                 if isinstance(item, Completion):
-                    yield await self._finish(prepared, span_id, item)
+                    yield await self._finish(prepared, item)
                     return
                 yield item
         except BaseException as exc:
-            await self._fail(prepared, span_id, exc)
+            await self._fail(prepared, exc)
             raise
 
     @staticmethod
     def _request(call: LLMCall, prepared: _Prepared):
         return dataclasses.replace(call.request, model=prepared.model)
-
-    async def _begin(self, call: LLMCall) -> tuple[_Prepared, str]:
-        prepared = await sync_to_async(self._prepare)(call)
-        span_id = await self.recorder.span_open(
-            kind="llm",
-            name=f"{prepared.settings.kind}:{prepared.model}",
-            parent_id=call.parent_span_id,
-            agent_id=call.agent_id,
-            attributes={
-                "provider_id": prepared.config_id,
-                "provider_kind": prepared.settings.kind,
-                "model": prepared.model,
-                "turn": call.request.turn,
-                "reserved_usd": sum((hold.amount_usd for hold in prepared.holds), Decimal(0)),
-            },
-        )
-        return prepared, span_id
 
     def _prepare(self, call: LLMCall) -> _Prepared:
         config = provider_config_resolve(
@@ -145,34 +134,37 @@ class StudioGateway:
         amount = pricing.max_cost(model, call.request, overrides)
         budgets = []
         if config is not None:
-            budgets.append((config.pk, config.budget_limit_usd, f"provider config '{config.name}'"))
+            budgets.append(Budget(config.pk, config.budget_limit_usd, f"provider config '{config.name}'"))
         if call.agent_id:
-            budgets.append((call.agent_id, call.agent_budget_limit_usd, f"agent {call.agent_id}"))
-        with transaction.atomic():  # all budgets hold, or none does
-            holds = [
-                budget_reserve(
-                    organization_id=self.run.organization_id,
-                    subject=subject,
-                    amount=amount,
-                    limit=limit,
-                    label=label,
-                    run_id=self.run.pk,
-                )
-                for subject, limit, label in budgets
-            ]
-        return _Prepared(provider, model, overrides, config_id, holds)
+            budgets.append(Budget(call.agent_id, call.agent_budget_limit_usd, f"agent {call.agent_id}"))
+        holds = budget_reserve(
+            organization_id=self.run.organization_id, budgets=budgets, amount=amount, run_id=self.run.pk
+        )
+        span = self.recorder.span_new(
+            kind="llm",
+            name=f"{provider.kind}:{model}",
+            parent_id=call.parent_span_id,
+            agent_id=call.agent_id,
+            attributes={
+                "provider_id": config_id,
+                "provider_kind": provider.kind,
+                "model": model,
+                "turn": call.request.turn,
+                "reserved_usd": amount * len(holds),
+            },
+        )
+        row_insert(span)
+        return _Prepared(provider, model, overrides, holds, span.pk)
 
-    async def _finish(self, prepared: _Prepared, span_id: str, completion: Completion) -> Completion:
+    async def _finish(self, prepared: _Prepared, completion: Completion) -> Completion:
         cost, known = pricing.price(completion.model or prepared.model, completion.usage, prepared.overrides)
         warnings = (
             completion.warnings
             if known
             else (*completion.warnings, f"unknown model '{prepared.model}' priced at 0")
         )
-        await sync_to_async(self._settle)(prepared.holds, cost)
-        metrics.llm_call_completed(prepared.settings.kind, prepared.model, completion, cost)
-        await self.recorder.span_close(
-            span_id,
+        close = self.recorder.span_closing(
+            prepared.span_id,
             status="completed",
             input_tokens=completion.usage.input_tokens,
             output_tokens=completion.usage.output_tokens,
@@ -185,22 +177,23 @@ class StudioGateway:
                 "warnings": list(warnings),
             },
         )
+        await ledger_write(functools.partial(_settle_and_close, prepared.holds, cost, close))
+        metrics.llm_call_completed(prepared.settings.kind, prepared.model, completion, cost)
         return dataclasses.replace(completion, cost_usd=cost, warnings=tuple(warnings))
 
-    async def _fail(self, prepared: _Prepared, span_id: str, exc: BaseException) -> None:
-        await sync_to_async(self._settle)(prepared.holds, Decimal(0))
+    async def _fail(self, prepared: _Prepared, exc: BaseException) -> None:
         cancelled = not isinstance(exc, Exception)
         code = getattr(exc, "code", "cancelled" if cancelled else "provider_error")
-        metrics.llm_call_failed(prepared.settings.kind, prepared.model, cancelled=cancelled)
-        await self.recorder.span_close(
-            span_id,
+        close = self.recorder.span_closing(
+            prepared.span_id,
             status="cancelled" if cancelled else "failed",
             attributes={"error_code": code},
             error=getattr(exc, "message", "") or type(exc).__name__,
         )
+        await ledger_write(functools.partial(_settle_and_close, prepared.holds, Decimal(0), close))
+        metrics.llm_call_failed(prepared.settings.kind, prepared.model, cancelled=cancelled)
 
-    @staticmethod
-    @transaction.atomic
-    def _settle(holds: list[BudgetHold], cost: Decimal) -> None:
-        for hold in holds:
-            budget_settle(hold, cost=cost)
+
+def _settle_and_close(holds: list[BudgetHold], cost: Decimal, close_span: Callable[[], Any]) -> None:
+    budget_settle(holds, cost=cost)
+    close_span()

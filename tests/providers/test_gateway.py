@@ -186,7 +186,7 @@ async def test_the_key_never_reaches_the_logs(member, fake_openai, private_urls,
 
 
 def test_month_rollover_starts_a_fresh_budget(member):
-    from providers.budgets import budget_reserve
+    from providers.budgets import Budget, budget_reserve
 
     config = make_provider_config(member.organization, budget="1.00")
     last_month = current_month().replace(day=1) - __import__("datetime").timedelta(days=1)
@@ -196,12 +196,10 @@ def test_month_rollover_starts_a_fresh_budget(member):
         month=last_month.replace(day=1),
         spent_usd=Decimal("1"),
     )
-    hold = budget_reserve(
+    [hold] = budget_reserve(
         organization_id=member.organization_id,
-        subject=config.pk,
+        budgets=[Budget(config.pk, Decimal("1"), "x")],
         amount=Decimal("0.5"),
-        limit=Decimal("1"),
-        label="x",
     )
     assert hold.counter.month == current_month()
 
@@ -212,7 +210,7 @@ def test_fifty_concurrent_reservations_never_overrun_a_budget_that_fits_ten(memb
 
     from django.db import connection
 
-    from providers.budgets import budget_reserve
+    from providers.budgets import Budget, budget_reserve
 
     config = make_provider_config(member.organization, budget="10")
 
@@ -220,10 +218,8 @@ def test_fifty_concurrent_reservations_never_overrun_a_budget_that_fits_ten(memb
         try:
             budget_reserve(
                 organization_id=member.organization_id,
-                subject=config.pk,
+                budgets=[Budget(config.pk, Decimal("10"), "test")],
                 amount=Decimal("1"),
-                limit=Decimal("10"),
-                label="test",
             )
             return True
         except BudgetExceeded:

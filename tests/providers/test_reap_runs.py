@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from observability.models import Run, RunEvent, Span
 from observability.services import run_create
-from providers.budgets import budget_reserve
+from providers.budgets import Budget, budget_reserve
 from providers.models import BudgetCounter, BudgetHold
 from tests.providers.factories import make_provider_config
 
@@ -28,10 +28,8 @@ def test_stale_runs_are_failed_with_a_final_event_and_their_holds_released(membe
     Span.objects.create(run=stale, organization=member.organization, kind="llm", name="call")
     budget_reserve(
         organization_id=member.organization_id,
-        subject=config.pk,
+        budgets=[Budget(config.pk, Decimal("1"), "x")],
         amount=Decimal("0.4"),
-        limit=Decimal("1"),
-        label="x",
         run_id=stale.pk,
     )
     alive = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})

@@ -1,0 +1,60 @@
+"""One-row INSERTs and UPDATEs by primary key for the ledger's hot path, without the ORM's query
+compiler. A run writes a dozen such rows (spans, events, budget holds) and a busy process thousands
+a second; for a one-row statement, building and compiling the query costs several times what the
+database does (benchmarks/README.md, gateway overhead). The statements are cached per model and
+column list; every value still goes through its field's own `pre_save` and `get_db_prep_save`,
+so what is stored is what `Model.save()` would store. No signals are sent (none are connected to
+these models). Names come from the models' metadata; values are always parameters."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.db import connection, models
+
+
+@functools.cache
+def _insert_sql(model: type[models.Model], vendor: str, with_pk: bool):
+    """The INSERT of every column (but an auto-increment key, which the database returns)."""
+    meta = model._meta
+    fields = tuple(field for field in meta.concrete_fields if with_pk or not field.primary_key)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    if not with_pk:
+        sql += f" RETURNING {quote(meta.pk.column)}"
+    return sql, fields
+
+
+@functools.cache
+def _update_sql(model: type[models.Model], names: tuple[str, ...], vendor: str):
+    meta = model._meta
+    fields = tuple(meta.get_field(name) for name in names)
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    return sql, fields
+
+
+def row_insert(obj: models.Model) -> None:
+    """Stores a new instance (PostgreSQL, or SQLite 3.35+ for an auto-increment key)."""
+    with_pk = obj.pk is not None
+    sql, fields = _insert_sql(type(obj), connection.vendor, with_pk)
+    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if not with_pk:
+            obj.pk = cursor.fetchone()[0]
+    obj._state.adding = False
+
+
+def row_update(model: type[models.Model], pk: Any, **changes: Any) -> int:
+    """Sets `changes` (field name -> value) on one row; returns how many rows matched (0 or 1)."""
+    names = tuple(sorted(changes))
+    sql, fields = _update_sql(model, names, connection.vendor)
+    params = [field.get_db_prep_save(changes[field.name], connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, pk])
+        return cursor.rowcount

@@ -1,0 +1,145 @@
+"""Group commit: the ledger writes of concurrent coroutines share database transactions.
+
+Every run writes spans, events and budget holds as it goes, and a process runs many at once. Each
+write on its own would cost a thread hop (the ORM is synchronous) and a transaction. Here the
+writes waiting at a moment go to the database together: one hop, one transaction, each write in a
+savepoint of its own so that one failing write (a refused budget, say) fails only its caller.
+`ledger_write` returns once that transaction has committed, so a write is as durable when it
+returns as it was on its own.
+
+One waiting caller leads each batch and runs it on its own sync thread (under a request, the
+request's thread, which lives as long as the caller waits); when it is done, the next waiting
+caller leads the writes that queued meanwhile. No task outlives its callers."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+
+R = TypeVar("R")
+
+_LEAD = object()  # what a waiting write is told when it must lead the next batch
+
+
+class _Write:
+    __slots__ = ("fn", "signal", "taken", "ok", "value")
+
+    def __init__(self, fn: Callable[[], Any], loop: asyncio.AbstractEventLoop):
+        self.fn = fn
+        self.signal: asyncio.Future = loop.create_future()
+        self.taken = False  # part of a batch: it will be run whatever happens to its caller
+        self.ok = False
+        self.value: Any = None
+
+
+class GroupCommit:
+    """The batching of one event loop's writes.
+
+    Cancelling a caller whose write is still queued drops the write. Once the write is part of a
+    batch, it is made: the caller waits for the batch, gets the result, and the cancel is handed
+    on to the caller's next await (so a reservation is never made behind its caller's back)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+        self._queue: list[_Write] = []
+        self._leading = False
+
+    async def write(self, fn: Callable[[], R]) -> R:
+        entry = _Write(fn, self._loop)
+        self._queue.append(entry)
+        if not self._leading:
+            self._leading = True
+            entry.signal.set_result(_LEAD)
+        while True:
+            try:
+                signal = await asyncio.shield(entry.signal)
+            except asyncio.CancelledError:
+                if not entry.taken:
+                    self._withdraw(entry)
+                    raise
+                signal = await _see_through(entry.signal)
+            if signal is _LEAD:
+                entry.signal = self._loop.create_future()
+                await self._lead()
+                continue
+            if entry.ok:
+                return entry.value
+            raise entry.value
+
+    def _withdraw(self, entry: _Write) -> None:
+        """A cancelled caller whose write was still queued: drop it (and pass on the lead it got)."""
+        self._queue.remove(entry)
+        if entry.signal.done() and entry.signal.result() is _LEAD:
+            self._hand_over()
+
+    async def _lead(self) -> None:
+        batch, self._queue = self._queue, []
+        for entry in batch:
+            entry.taken = True
+        applying = asyncio.ensure_future(sync_to_async(_apply)(batch))
+        try:
+            await asyncio.shield(applying)
+        except asyncio.CancelledError:
+            await _see_through(applying)
+        finally:
+            for entry in batch:
+                if not entry.signal.done():
+                    entry.signal.set_result(None)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._queue:
+            self._queue[0].signal.set_result(_LEAD)
+        else:
+            self._leading = False
+
+
+async def _see_through(future: asyncio.Future) -> Any:
+    """Waits for `future` however often the caller is cancelled meanwhile (the first cancel
+    brought it here), then hands one cancel on to the caller's next await."""
+    cancels = 1
+    while True:
+        try:
+            result = await asyncio.shield(future)
+            break
+        except asyncio.CancelledError:
+            cancels += 1
+    task = asyncio.current_task()
+    for _ in range(cancels):
+        task.uncancel()
+    task.cancel()
+    return result
+
+
+def _apply(batch: list[_Write]) -> None:
+    try:
+        with transaction.atomic():
+            for entry in batch:
+                try:
+                    with transaction.atomic():
+                        entry.value, entry.ok = entry.fn(), True
+                except Exception as exc:
+                    entry.value, entry.ok = exc, False
+    except Exception as exc:  # the commit failed: none of the batch was written
+        for entry in batch:
+            entry.value, entry.ok = exc, False
+
+
+_group_commits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def ledger_write(fn: Callable[[], R]) -> R:
+    """Runs `fn` (synchronous ORM writes) in a transaction shared with the writes other coroutines
+    of this event loop make at the same moment; returns its result once that has committed."""
+    loop = asyncio.get_running_loop()
+    group = _group_commits.get(loop)
+    if group is None:
+        group = _group_commits[loop] = GroupCommit(loop)
+    return await group.write(fn)
