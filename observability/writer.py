@@ -14,8 +14,9 @@ caller leads the writes that queued meanwhile. No task outlives its callers."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -116,18 +117,37 @@ async def _see_through(future: asyncio.Future) -> Any:
     return result
 
 
+_batch = threading.local()
+
+
+def batch_cached(key: Hashable, compute: Callable[[], R]) -> R:
+    """Within a batch, what `compute` returned for `key` to the first write that asked; the other
+    writes of the same transaction reuse it (a read every concurrent call would repeat, such as
+    resolving the same provider config). Outside a batch, `compute()`."""
+    memo = getattr(_batch, "memo", None)
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
 def _apply(batch: list[_Write]) -> None:
+    _batch.memo = {}
+    alone = len(batch) == 1  # then the transaction itself is the write's unit, no savepoint needed
     try:
         with transaction.atomic():
             for entry in batch:
                 try:
-                    with transaction.atomic():
+                    with transaction.atomic(savepoint=not alone):
                         entry.value, entry.ok = entry.fn(), True
                 except Exception as exc:
                     entry.value, entry.ok = exc, False
     except Exception as exc:  # the commit failed: none of the batch was written
         for entry in batch:
             entry.value, entry.ok = exc, False
+    finally:
+        del _batch.memo
 
 
 _group_commits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit] = (

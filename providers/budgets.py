@@ -95,7 +95,7 @@ def budget_reserve(
 ) -> list[BudgetHold]:
     """Holds `amount` against each budget's monthly limit: all of them, or none and BudgetExceeded."""
     month = current_month()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # the caller's transaction, if any, is the unit
         holds = [
             BudgetHold(
                 counter_id=_hold(organization_id=organization_id, budget=budget, amount=amount, month=month),
@@ -109,7 +109,7 @@ def budget_reserve(
         return holds
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def budget_settle(holds: list[BudgetHold], *, cost: Decimal) -> None:
     """Releases the holds of one call and records what it really cost on each held budget."""
     with connection.cursor() as cursor:

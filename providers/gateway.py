@@ -18,7 +18,7 @@ from django.db.models import Q
 
 from observability import metrics
 from observability.rows import row_insert
-from observability.writer import ledger_write
+from observability.writer import batch_cached, ledger_write
 from providers.budgets import Budget, budget_reserve, budget_settle
 from providers.crypto import decrypt_secret
 from providers.llm import pricing
@@ -118,7 +118,7 @@ class StudioGateway:
     def _request(call: LLMCall, prepared: _Prepared):
         return dataclasses.replace(call.request, model=prepared.model)
 
-    def _prepare(self, call: LLMCall) -> _Prepared:
+    def _provider(self, call: LLMCall) -> tuple[APIProviderConfig | None, ProviderSettings]:
         config = provider_config_resolve(
             organization_id=self.run.organization_id,
             user_id=self.run.user_id,
@@ -126,10 +126,14 @@ class StudioGateway:
             provider_id=call.provider_id,
         )
         if config is None:
-            provider = ProviderSettings(kind="mock", allow_private_urls=settings.ALLOW_PRIVATE_PROVIDER_URLS)
-            overrides, config_id = {}, ""
-        else:
-            provider, overrides, config_id = provider_settings(config), config.pricing_overrides, config.pk
+            mock = ProviderSettings(kind="mock", allow_private_urls=settings.ALLOW_PRIVATE_PROVIDER_URLS)
+            return None, mock
+        return config, provider_settings(config)
+
+    def _prepare(self, call: LLMCall) -> _Prepared:
+        key = ("provider", self.run.organization_id, self.run.user_id, call.provider_kind, call.provider_id)
+        config, provider = batch_cached(key, functools.partial(self._provider, call))
+        overrides, config_id = (config.pricing_overrides, config.pk) if config else ({}, "")
         model = call.request.model or provider.default_model or MOCK_DEFAULT_MODEL
         amount = pricing.max_cost(model, call.request, overrides)
         budgets = []

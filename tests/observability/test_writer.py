@@ -9,10 +9,11 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import IntegrityError
 
 from accounts.models import Organization
 from observability import writer
-from observability.writer import ledger_write
+from observability.writer import batch_cached, ledger_write
 from tests.accounts.factories import make_organization
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -119,3 +120,37 @@ async def test_a_leader_cancelled_before_its_batch_starts_still_makes_the_batch(
     assert seen == ["leader"]
     assert await stored_names() == {"leader"}
     assert await ledger_write(functools.partial(create, "later")) == "later"
+
+
+async def test_a_read_cached_for_the_batch_is_made_once_per_transaction(batches):
+    computed = []
+
+    def read_then_create(name):
+        batch_cached("shared read", lambda: computed.append(name) or name)
+        return create(name)
+
+    await asyncio.gather(*(ledger_write(functools.partial(read_then_create, f"org {n}")) for n in range(5)))
+    assert batches == [1, 4]
+    assert computed == ["org 0", "org 1"]  # once in each of the two transactions
+    assert batch_cached("outside", lambda: "fresh") == "fresh"
+
+
+async def test_a_failing_write_on_its_own_leaves_nothing_behind(batches):
+    with pytest.raises(ValueError, match="alone refused"):
+        await ledger_write(functools.partial(create, "alone", fail=True))
+    assert batches == [1] and await stored_names() == set()
+
+
+async def test_a_database_error_in_a_shared_transaction_fails_only_its_write():
+    def with_slug(slug):
+        return Organization.objects.create(name=slug, slug=slug).name
+
+    results = await asyncio.gather(
+        ledger_write(functools.partial(with_slug, "taken")),
+        ledger_write(functools.partial(with_slug, "taken")),  # unique slug: IntegrityError
+        ledger_write(functools.partial(with_slug, "free")),
+        return_exceptions=True,
+    )
+    assert results[0] == "taken" and results[2] == "free"
+    assert isinstance(results[1], IntegrityError)
+    assert await stored_names() == {"taken", "free"}
