@@ -13,7 +13,7 @@ from agents.runtime.inputs import validate_inputs
 from agents.runtime.runner import run_agent
 from agents.runtime.types import AgentSpec
 from observability.models import Run
-from observability.services import RunOutcome, run_create, run_execute
+from observability.services import RunOutcome, run_execute, run_new
 from providers.aio import run_sync
 from providers.gateway import StudioGateway
 
@@ -49,10 +49,11 @@ def agent_inputs_check(agent: Agent, inputs: Any) -> dict[str, Any]:
     return validate_inputs(agent.config["signature"]["inputs"], inputs)
 
 
-def agent_run_create(
+def agent_run_new(
     *, agent: Agent, user, inputs: Mapping[str, Any], kind=Run.Kind.AGENT_TEST, **refs
 ) -> Run:
-    return run_create(
+    """A run of the agent, stored when it starts (see `run_new`)."""
+    return run_new(
         organization_id=agent.organization_id,
         user_id=getattr(user, "pk", None),
         kind=kind,
@@ -92,7 +93,7 @@ def agent_test_run(*, user, agent: Agent, inputs: Any) -> dict[str, Any]:
     RunFailed (with the run id), e.g. 402 budget_exceeded."""
     inputs = agent_inputs_check(agent, inputs)
     spec = agent_spec(agent)
-    run = agent_run_create(agent=agent, user=user, inputs=inputs)
+    run = agent_run_new(agent=agent, user=user, inputs=inputs)
     run, _ = run_sync(run_execute, run, agent_work(spec, inputs), name=agent.name)
     return run_summary(run)
 

@@ -62,13 +62,13 @@ async def orchestration_run(orchestration_obj, user_id) -> None:
     from asgiref.sync import sync_to_async
 
     from observability.services import run_execute
-    from orchestrations.execution import orchestration_run_create, orchestration_specs, orchestration_work
+    from orchestrations.execution import orchestration_run_new, orchestration_specs, orchestration_work
 
     inputs = {"inquiry": "Where is my refund for order 42?"}
 
     def prepare():
         specs = orchestration_specs(orchestration_obj)
-        run = orchestration_run_create(orchestration=orchestration_obj, user=None, inputs=inputs)
+        run = orchestration_run_new(orchestration=orchestration_obj, user=None, inputs=inputs)
         return run, orchestration_work(orchestration_obj.pattern, specs, orchestration_obj.config, inputs)
 
     run, work = await sync_to_async(prepare)()

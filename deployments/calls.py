@@ -20,7 +20,7 @@ from deployments.models import Deployment, DeploymentKey
 from deployments.pinning import pinned_inputs_check, pinned_work
 from observability import metrics
 from observability.models import Run
-from observability.services import RunFailed, run_create, run_execute
+from observability.services import RunFailed, run_execute, run_new
 from studio.api.ratelimit import window_hit
 
 logger = logging.getLogger(__name__)
@@ -110,13 +110,14 @@ def deployment_rate_hit(deployment: Deployment) -> None:
 
 
 def deployment_call_begin(*, deployment: Deployment, inputs: Any) -> Run:
-    """Counts the call, checks its inputs (400 before any run exists) and records its run."""
+    """Counts the call and checks its inputs (400 before any run exists); the call's run is stored
+    when it starts (or with `run_store` by a caller that hands its id out first)."""
     deployment_rate_hit(deployment)
     try:
         inputs = pinned_inputs_check(deployment.pinned, inputs)
     except AgentError as error:
         raise DeploymentRefused(error.status, error.code, error.message, fields=error.fields) from None
-    return run_create(
+    return run_new(
         organization_id=deployment.organization_id,
         user_id=None,  # a caller with a key is no user of the studio
         kind=Run.Kind.DEPLOYMENT,

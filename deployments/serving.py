@@ -41,7 +41,7 @@ from deployments.pinning import (
 from deployments.selectors import deployment_api_url, deployment_mcp_url
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
-from observability.services import RunFailed
+from observability.services import RunFailed, run_store
 from studio.api.errors import error_body
 
 CHANNEL_HEADER = "X-Studio-Channel"  # `cli` from our CLI; anything else is the api channel
@@ -155,6 +155,7 @@ async def workflow_execute(request, name: str):
         call_finished(channel, refused)
         return error_response(refused)
     if request.GET.get("async") in ("1", "true"):
+        await sync_to_async(run_store)(run)  # before its id is handed out
         _launch(deployment, run, channel)
         runs_url = f"/workflows/{deployment.name}/runs/{run.pk}"
         return JsonResponse(

@@ -21,7 +21,7 @@ from django.utils import timezone
 from observability import metrics
 from observability.models import Run
 from observability.recorder import RunRecorder, jsonable
-from observability.rows import row_update
+from observability.rows import row_insert, row_update
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class RunFailed(Exception):
         self.fields = {"run_id": run.pk, "trace_id": run.trace_id}
 
 
-def run_create(
+def run_new(
     *,
     organization_id: str,
     user_id: str | None,
@@ -69,7 +69,9 @@ def run_create(
     orchestration_id: str = "",
     deployment_id: str = "",
 ) -> Run:
-    return Run.objects.create(
+    """A run not stored yet: `run_execute` stores it with its start, in the same write. A caller
+    that hands the run's id out before executing it stores it first (`run_store`)."""
+    return Run(
         organization_id=organization_id,
         user_id=user_id,
         kind=kind,
@@ -78,6 +80,16 @@ def run_create(
         orchestration_id=orchestration_id,
         deployment_id=deployment_id,
     )
+
+
+def run_store(run: Run) -> Run:
+    """Stores a run from `run_new` before it executes (its id is handed out first)."""
+    run.save(force_insert=True)
+    return run
+
+
+def run_create(**fields: Any) -> Run:
+    return run_store(run_new(**fields))
 
 
 Work = Callable[[RunRecorder, str], Awaitable[RunOutcome]]
@@ -131,9 +143,12 @@ def _describe_failure(exc: Exception) -> tuple[str, str, int]:
 async def _mark_running(run: Run, recorder: RunRecorder) -> None:
     now = timezone.now()
     run.status, run.started_at, run.heartbeat_at = Run.Status.RUNNING, now, now
-    await recorder.write(
-        functools.partial(row_update, Run, run.pk, status=run.status, started_at=now, heartbeat_at=now)
-    )
+    if run._state.adding:  # from `run_new`: stored now, running
+        await recorder.write(functools.partial(row_insert, run))
+    else:
+        await recorder.write(
+            functools.partial(row_update, Run, run.pk, status=run.status, started_at=now, heartbeat_at=now)
+        )
 
 
 def launch_run(run: Run, work: Work, *, name: str) -> asyncio.Task:

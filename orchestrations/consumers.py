@@ -1,10 +1,10 @@
 from asgiref.sync import sync_to_async
 
 from observability.consumers import ExecutionConsumer
-from observability.services import launch_run
+from observability.services import launch_run, run_store
 from orchestrations.execution import (
     orchestration_inputs_check,
-    orchestration_run_create,
+    orchestration_run_new,
     orchestration_specs,
     orchestration_work,
 )
@@ -15,7 +15,7 @@ def _prepare(orchestration_id: str, organization_id: str, user, inputs):
     orchestration = Orchestration.objects.get(pk=orchestration_id, organization_id=organization_id)
     inputs = orchestration_inputs_check(inputs)
     specs = orchestration_specs(orchestration)
-    run = orchestration_run_create(orchestration=orchestration, user=user, inputs=inputs)
+    run = run_store(orchestration_run_new(orchestration=orchestration, user=user, inputs=inputs))
     work = orchestration_work(orchestration.pattern, specs, orchestration.config, inputs, stream=True)
     return run, work, orchestration.name
 

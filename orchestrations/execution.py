@@ -12,7 +12,7 @@ from agents.models import Agent
 from agents.runtime.runner import bind_run_agent
 from agents.runtime.types import AgentError, AgentSpec
 from observability.models import Run
-from observability.services import RunOutcome, run_create, run_execute
+from observability.services import RunOutcome, run_execute, run_new
 from orchestrations.models import Orchestration
 from orchestrations.patterns import PatternContext, run_pattern
 from providers.aio import run_sync
@@ -75,10 +75,11 @@ def orchestration_work(
     return work
 
 
-def orchestration_run_create(
+def orchestration_run_new(
     *, orchestration: Orchestration, user, inputs, kind=Run.Kind.ORCHESTRATION, **refs
-):
-    return run_create(
+) -> Run:
+    """A run of the orchestration, stored when it starts (see `run_new`)."""
+    return run_new(
         organization_id=orchestration.organization_id,
         user_id=getattr(user, "pk", None),
         kind=kind,
@@ -92,7 +93,7 @@ def orchestration_execute(*, user, orchestration: Orchestration, inputs: Any) ->
     """`POST /api/orchestrations/{id}/execute`: one recorded run of the orchestration."""
     inputs = orchestration_inputs_check(inputs)
     specs = orchestration_specs(orchestration)
-    run = orchestration_run_create(orchestration=orchestration, user=user, inputs=inputs)
+    run = orchestration_run_new(orchestration=orchestration, user=user, inputs=inputs)
     work = orchestration_work(orchestration.pattern, specs, orchestration.config, inputs)
     run, outcome = run_sync(run_execute, run, work, name=orchestration.name)
     summary = run_summary(run)

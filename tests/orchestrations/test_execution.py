@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 
 from observability.models import Run, RunEvent, Span
 from observability.services import launch_run, run_cancel
-from orchestrations.execution import orchestration_run_create, orchestration_specs, orchestration_work
+from orchestrations.execution import orchestration_run_new, orchestration_specs, orchestration_work
 from providers.models import BudgetCounter, BudgetHold
 from tests.fakes.behaviours import json_answer
 from tests.orchestrations.helpers import (
@@ -655,7 +655,7 @@ async def test_cancel_mid_run_ends_it_cancelled_and_closes_the_spans_in_flight(m
         synthesizer = make_agent(org, "Synthesizer", responses=[says(answer="never")])
         # Two slow experts are in flight when the cancel arrives; the synthesizer never starts.
         orchestration = make_orchestration(org, "ensemble", [*slow, synthesizer])
-        run = orchestration_run_create(orchestration=orchestration, user=member, inputs={"text": "x"})
+        run = orchestration_run_new(orchestration=orchestration, user=member, inputs={"text": "x"})
         specs = orchestration_specs(orchestration)
         return (
             run,
