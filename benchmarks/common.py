@@ -120,3 +120,37 @@ async def load(label: str, send, *, concurrency: int, total: int) -> LoadResult:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
     return LoadResult(label, total, errors, seconds, latencies)
+
+
+class FakeOpenAIProcess:
+    """The tests' fake OpenAI server in a process of its own, so that its work does not share the
+    measured process's GIL (an upstream provider never does). Same attributes as the server."""
+
+    SCRIPT = (
+        "import sys, json\n"
+        "from tests.fakes.openai_server import FakeOpenAIServer\n"
+        "server = FakeOpenAIServer(latency_s=float(sys.argv[1])).start()\n"
+        "print(json.dumps({'base_url': server.base_url, 'api_key': server.api_key}), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+
+    def __init__(self, latency_s: float):
+        self.latency_s = latency_s
+
+    def __enter__(self) -> FakeOpenAIProcess:
+        import json
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self.SCRIPT, str(self.latency_s)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started = json.loads(self.process.stdout.readline())
+        self.base_url, self.api_key = started["base_url"], started["api_key"]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.stdin.close()  # the server process ends when its stdin does
+        self.process.wait(timeout=10)

@@ -4,8 +4,9 @@
    through `StudioGateway.complete` (provider config lookup, budget reservation against the
    provider's and the agent's monthly budgets, the adapter, pricing, settlement, the llm span).
    Prints the median and p99 of both and the difference, plus the database queries per call.
-2. Concurrency: waves of `--concurrent` calls through the gateway to the fake OpenAI-compatible
-   server of the tests (in-process, own thread and loop) answering after `--latency-ms`.
+2. Concurrency: waves of `--concurrent` calls to the fake OpenAI-compatible server of the tests
+   (in a process of its own) answering after `--latency-ms`: straight to the adapter, then through
+   the gateway; the difference is what the gateway adds under concurrency.
 
 Django runs in this process on a fresh database: a temporary SQLite file, or the PostgreSQL
 database named by --database-url (dropped and created again).
@@ -135,17 +136,17 @@ async def overhead(calls: int) -> None:
 
 async def concurrency(concurrent: int, latency_ms: float, rounds: int) -> None:
     from asgiref.sync import sync_to_async
+    from common import FakeOpenAIProcess
 
     from observability.recorder import RunRecorder
     from providers.gateway import StudioGateway, provider_settings
     from providers.llm.clients import close_clients
     from providers.llm.registry import create_adapter
     from providers.llm.types import CompletionRequest, LLMCall, Message
-    from tests.fakes.openai_server import FakeOpenAIServer
     from tests.providers.factories import make_provider_config
 
     organization, run = await sync_to_async(tenant)()
-    with FakeOpenAIServer(latency_s=latency_ms / 1000) as server:
+    with FakeOpenAIProcess(latency_s=latency_ms / 1000) as server:
         config = await sync_to_async(make_provider_config)(
             organization, api_key=server.api_key, api_base_url=server.base_url, budget="1000"
         )

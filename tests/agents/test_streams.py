@@ -8,12 +8,11 @@ import json
 import pytest
 import websockets
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 
 from accounts.services import tokens_for
 from observability.models import Run
-from studio.asgi import application
 from tests.agents.agent_configs import make_agent, support_yaml
+from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("llm_clients_closed")]
 
@@ -21,12 +20,7 @@ GOOD = {"response": "We will refund you today.", "priority": "high"}
 
 
 async def connect(path, user):
-    token = await sync_to_async(lambda: tokens_for(user)["access"])()
-    communicator = WebsocketCommunicator(
-        application, f"{path}?token={token}" if "?" not in path else f"{path}&token={token}"
-    )
-    connected, code = await communicator.connect()
-    return communicator, connected, code
+    return await open_communicator(path, user=user)
 
 
 async def receive_until_final(communicator, timeout=10):

@@ -10,11 +10,10 @@ import time
 import pytest
 import websockets
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 
 from accounts.services import tokens_for
 from observability.models import Run, RunEvent, Span
-from studio.asgi import application
+from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401
 from tests.orchestrations.helpers import (
     event_types,
     make_agent,
@@ -31,11 +30,7 @@ FINAL = ("run.completed", "run.failed")
 
 
 async def connect(path, user):
-    token = await sync_to_async(lambda: tokens_for(user)["access"])()
-    separator = "&" if "?" in path else "?"
-    communicator = WebsocketCommunicator(application, f"{path}{separator}token={token}")
-    connected, code = await communicator.connect()
-    return communicator, connected, code
+    return await open_communicator(path, user=user)
 
 
 async def receive_until_final(communicator, timeout=10):
@@ -311,8 +306,7 @@ async def test_other_organizations_and_anonymous_clients_are_refused(member, oth
     orchestration, _, _ = await sync_to_async(_router)(member)
     _, connected, code = await connect(f"/api/orchestrations/{orchestration.pk}/stream", other_org_owner)
     assert not connected and code == 4404
-    anonymous = WebsocketCommunicator(application, f"/api/orchestrations/{orchestration.pk}/stream")
-    connected, code = await anonymous.connect()
+    _, connected, code = await open_communicator(f"/api/orchestrations/{orchestration.pk}/stream")
     assert not connected and code == 4401
     run = await Run.objects.acreate(
         organization_id=member.organization_id, kind="orchestration", orchestration_id=orchestration.pk

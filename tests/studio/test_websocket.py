@@ -6,23 +6,17 @@ import json
 
 import pytest
 import websockets
-from channels.testing import WebsocketCommunicator
 
 from accounts.services import tokens_for
-from studio.asgi import application
+from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def _connect(path, headers=None, subprotocols=None):
-    communicator = WebsocketCommunicator(
-        application,
-        path,
-        headers=headers or [(b"origin", b"http://127.0.0.1:8000")],
-        subprotocols=subprotocols,
+    return await open_communicator(
+        path, headers=headers or [(b"origin", b"http://127.0.0.1:8000")], subprotocols=subprotocols
     )
-    connected, detail = await communicator.connect()
-    return communicator, connected, detail
 
 
 @pytest.fixture
