@@ -10,6 +10,12 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
+from django.db import connections  # noqa: E402
+
+from studio.sqlite import keep_wal_open  # noqa: E402
+
+keep_wal_open(connections["default"].settings_dict)
+
 from deployments.mcp_server import with_mcp  # noqa: E402
 from providers.aio import mark_server_loop  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
