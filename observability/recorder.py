@@ -74,11 +74,11 @@ class RunRecorder:
     async def span_open(self, **opening) -> str:
         span = self.span_new(**opening)
         await self.write(functools.partial(row_insert, span))
-        return span.pk
+        return self.span_track(span)
 
     def span_new(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> Span:
-        """An open span of this run, not yet stored (for a caller that stores it with writes of its
-        own, in one transaction); `span_close` closes it."""
+        """An open span of this run, not stored yet (for a caller that stores it with writes of its
+        own, in one transaction, then hands it to `span_track`)."""
         attributes = jsonable(dict(attributes or {}))
         span = Span(
             run_id=self.run.pk,
@@ -92,8 +92,12 @@ class RunRecorder:
             model=attributes.pop("model", ""),
             attributes=attributes,
         )
-        self._open_spans[span.pk] = (span.started_at, attributes)
         return span
+
+    def span_track(self, span: Span) -> str:
+        """A stored open span that `span_close` will close; its id."""
+        self._open_spans[span.pk] = (span.started_at, span.attributes)
+        return span.pk
 
     async def span_close(self, span_id, **outcome) -> None:
         await self.write(self.span_closing(span_id, **outcome))

@@ -39,8 +39,9 @@ def _update_sql(model: type[models.Model], names: tuple[str, ...], vendor: str):
 
 
 def row_insert(obj: models.Model) -> None:
-    """Stores a new instance (PostgreSQL, or SQLite 3.35+ for an auto-increment key)."""
-    with_pk = obj.pk is not None
+    """Stores a new instance (PostgreSQL, or SQLite 3.35+ for an auto-increment key, which is
+    always the database's: storing the instance again after a rollback takes a new one)."""
+    with_pk = not isinstance(obj._meta.pk, models.AutoField | models.BigAutoField)
     sql, fields = _insert_sql(type(obj), connection.vendor, with_pk)
     params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
     with connection.cursor() as cursor:

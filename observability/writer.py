@@ -2,8 +2,8 @@
 
 Every run writes spans, events and budget holds as it goes, and a process runs many at once. Each
 write on its own would cost a thread hop (the ORM is synchronous) and a transaction. Here the
-writes waiting at a moment go to the database together: one hop, one transaction, each write in a
-savepoint of its own so that one failing write (a refused budget, say) fails only its caller.
+writes waiting at a moment go to the database together: one hop, one transaction, and a write
+that raises fails only its caller (the others are run again without it).
 `ledger_write` returns once that transaction has committed, so a write is as durable when it
 returns as it was on its own.
 
@@ -133,21 +133,36 @@ def batch_cached(key: Hashable, compute: Callable[[], R]) -> R:
 
 
 def _apply(batch: list[_Write]) -> None:
+    """Runs the batch in one transaction. A write that raises rolls the transaction back: it
+    fails alone, and the others run again in a new one (writes are functions of the database
+    and their arguments, so running one again after a rollback is running it once). Savepoints
+    per write would spare that, but they cost two statements a write, every time."""
     _batch.memo = {}
-    alone = len(batch) == 1  # then the transaction itself is the write's unit, no savepoint needed
     try:
-        with transaction.atomic():
-            for entry in batch:
-                try:
-                    with transaction.atomic(savepoint=not alone):
-                        entry.value, entry.ok = entry.fn(), True
-                except Exception as exc:
-                    entry.value, entry.ok = exc, False
-    except Exception as exc:  # the commit failed: none of the batch was written
-        for entry in batch:
-            entry.value, entry.ok = exc, False
+        pending = batch
+        while pending:
+            failed = _attempt(pending)
+            pending = [entry for entry in pending if entry is not failed] if failed else []
     finally:
         del _batch.memo
+
+
+def _attempt(entries: list[_Write]) -> _Write | None:
+    """One transaction of `entries`; the write that raised (its transaction rolled back), if any."""
+    failed = None
+    try:
+        with transaction.atomic():
+            for entry in entries:
+                try:
+                    entry.value, entry.ok = entry.fn(), True
+                except Exception as exc:
+                    failed, entry.value, entry.ok = entry, exc, False
+                    raise
+    except Exception as exc:
+        if failed is None:  # the commit itself failed: none of the batch was written
+            for entry in entries:
+                entry.value, entry.ok = exc, False
+    return failed
 
 
 _group_commits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit] = (

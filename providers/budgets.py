@@ -93,20 +93,26 @@ def _hold(*, organization_id: str, budget: Budget, amount: Decimal, month: dt.da
 def budget_reserve(
     *, organization_id: str, budgets: list[Budget], amount: Decimal, run_id: str = ""
 ) -> list[BudgetHold]:
-    """Holds `amount` against each budget's monthly limit: all of them, or none and BudgetExceeded."""
+    """Holds `amount` against each budget's monthly limit: all of them, or none and BudgetExceeded.
+    A refusal undoes the holds made before it, so it leaves the caller's transaction usable."""
     month = current_month()
+    held: list[BudgetHold] = []
     with transaction.atomic(savepoint=False):  # the caller's transaction, if any, is the unit
-        holds = [
-            BudgetHold(
-                counter_id=_hold(organization_id=organization_id, budget=budget, amount=amount, month=month),
-                run_id=run_id,
-                amount_usd=amount,
-            )
-            for budget in budgets
-        ]
-        for hold in holds:
-            row_insert(hold)
-        return holds
+        for budget in budgets:
+            try:
+                counter_id = _hold(organization_id=organization_id, budget=budget, amount=amount, month=month)
+            except BudgetExceeded as exc:
+                refusal = exc
+                break
+            held.append(BudgetHold(counter_id=counter_id, run_id=run_id, amount_usd=amount))
+        else:
+            for hold in held:
+                row_insert(hold)
+            return held
+        with connection.cursor() as cursor:
+            for hold in held:
+                cursor.execute(_SETTLE, [amount, amount, Decimal(0), hold.counter_id])
+    raise refusal
 
 
 @transaction.atomic(savepoint=False)

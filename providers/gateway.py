@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from observability import metrics
+from observability.models import Span
 from observability.rows import row_insert
 from observability.writer import batch_cached, ledger_write
 from providers.budgets import Budget, budget_reserve, budget_settle
@@ -24,9 +25,11 @@ from providers.crypto import decrypt_secret
 from providers.llm import pricing
 from providers.llm.registry import create_adapter
 from providers.llm.types import (
+    BudgetExceeded,
     Completion,
     Delta,
     LLMCall,
+    LLMError,
     ProviderNotConfigured,
     ProviderSettings,
 )
@@ -79,7 +82,7 @@ class _Prepared:
     model: str
     overrides: dict
     holds: list[BudgetHold]
-    span_id: str
+    span: Span
 
 
 class StudioGateway:
@@ -94,7 +97,7 @@ class StudioGateway:
         self.recorder = recorder
 
     async def complete(self, call: LLMCall) -> Completion:
-        prepared = await ledger_write(functools.partial(self._prepare, call))
+        prepared = await self._begin(call)
         try:
             completion = await create_adapter(prepared.settings).complete(self._request(call, prepared))
         except BaseException as exc:
@@ -103,7 +106,7 @@ class StudioGateway:
         return await self._finish(prepared, completion)
 
     async def stream(self, call: LLMCall) -> AsyncIterator[Delta | Completion]:
-        prepared = await ledger_write(functools.partial(self._prepare, call))
+        prepared = await self._begin(call)
         try:
             async for item in create_adapter(prepared.settings).stream(self._request(call, prepared)):
                 if isinstance(item, Completion):
@@ -113,6 +116,13 @@ class StudioGateway:
         except BaseException as exc:
             await self._fail(prepared, exc)
             raise
+
+    async def _begin(self, call: LLMCall) -> _Prepared:
+        prepared = await ledger_write(functools.partial(self._prepare, call))
+        if isinstance(prepared, LLMError):
+            raise prepared
+        self.recorder.span_track(prepared.span)
+        return prepared
 
     @staticmethod
     def _request(call: LLMCall, prepared: _Prepared):
@@ -130,7 +140,15 @@ class StudioGateway:
             return None, mock
         return config, provider_settings(config)
 
-    def _prepare(self, call: LLMCall) -> _Prepared:
+    def _prepare(self, call: LLMCall) -> _Prepared | LLMError:
+        """The ledger write before a call. A refusal (no such config, a budget spent) is returned,
+        not raised: it wrote nothing, so it need not roll back the writes it shares a batch with."""
+        try:
+            return self._reserve_and_open(call)
+        except (ProviderNotConfigured, BudgetExceeded) as refusal:
+            return refusal
+
+    def _reserve_and_open(self, call: LLMCall) -> _Prepared:
         key = ("provider", self.run.organization_id, self.run.user_id, call.provider_kind, call.provider_id)
         config, provider = batch_cached(key, functools.partial(self._provider, call))
         overrides, config_id = (config.pricing_overrides, config.pk) if config else ({}, "")
@@ -158,7 +176,7 @@ class StudioGateway:
             },
         )
         row_insert(span)
-        return _Prepared(provider, model, overrides, holds, span.pk)
+        return _Prepared(provider, model, overrides, holds, span)
 
     async def _finish(self, prepared: _Prepared, completion: Completion) -> Completion:
         cost, known = pricing.price(completion.model or prepared.model, completion.usage, prepared.overrides)
@@ -168,7 +186,7 @@ class StudioGateway:
             else (*completion.warnings, f"unknown model '{prepared.model}' priced at 0")
         )
         close = self.recorder.span_closing(
-            prepared.span_id,
+            prepared.span.pk,
             status="completed",
             input_tokens=completion.usage.input_tokens,
             output_tokens=completion.usage.output_tokens,
@@ -189,7 +207,7 @@ class StudioGateway:
         cancelled = not isinstance(exc, Exception)
         code = getattr(exc, "code", "cancelled" if cancelled else "provider_error")
         close = self.recorder.span_closing(
-            prepared.span_id,
+            prepared.span.pk,
             status="cancelled" if cancelled else "failed",
             attributes={"error_code": code},
             error=getattr(exc, "message", "") or type(exc).__name__,

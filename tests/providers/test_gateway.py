@@ -121,6 +121,41 @@ async def test_an_agent_budget_is_enforced_and_releases_the_provider_hold(member
     assert not await BudgetHold.objects.aexists()
 
 
+async def test_refused_calls_sharing_a_transaction_leave_the_others_whole(member):
+    """Concurrent calls share ledger transactions: calls of an agent over its budget are refused
+    (after their provider budget was held, which they give back), the calls of another agent in the
+    same transactions complete and are counted in full."""
+    config = await sync_to_async(make_provider_config)(
+        member.organization, provider="mock", api_key="", budget="1000", is_default=True
+    )
+    gateway, run = await gateway_for(member)
+
+    def call(agent_id, limit):
+        return LLMCall(
+            request=request(model="mock-1"),
+            provider_kind="mock",
+            agent_id=agent_id,
+            agent_budget_limit_usd=Decimal(limit),
+        )
+
+    capped, free = "agent-" + "c" * 32, "agent-" + "d" * 32
+    results = await asyncio.gather(
+        *(gateway.complete(call(capped, "0.000001")) for _ in range(5)),
+        *(gateway.complete(call(free, "100")) for _ in range(5)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(result, BudgetExceeded) for result in results[:5])
+    completions = results[5:]
+    assert all(completion.cost_usd > 0 for completion in completions)
+    assert await sync_to_async(spent_this_month)(free) == sum(c.cost_usd for c in completions)
+    counters = {c.subject: c async for c in BudgetCounter.objects.all()}
+    assert counters[capped].reserved_usd == counters[capped].spent_usd == 0
+    assert counters[free].reserved_usd == counters[config.pk].reserved_usd == 0
+    assert counters[config.pk].spent_usd == counters[free].spent_usd
+    assert not await BudgetHold.objects.aexists()
+    assert await Span.objects.filter(run=run, kind="llm", status="completed").acount() == 5
+
+
 async def test_a_provider_failure_releases_the_reservation_and_fails_the_span(
     member, fake_openai, private_urls
 ):
