@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import functools
 from collections.abc import Callable, Mapping
@@ -31,12 +32,19 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+# The batch the current task is filling, and whose recorder it is (see `RunRecorder.batch`).
+_current_batch: contextvars.ContextVar[tuple[RunRecorder, list] | None] = contextvars.ContextVar(
+    "recorder_batch", default=None
+)
+
+
 class RunRecorder:
     """Writes spans and numbered events of one run; events are published after they are stored.
 
     Writes go through the group commit (`ledger_write`), so concurrent runs share transactions.
-    Inside `batch()`, the writes of this run wait and go together as one write, which is how a run
-    starts and finishes."""
+    Inside `batch()`, the writes the current task makes wait and go together as one write (how a
+    run, or an agent, starts and finishes); its events are numbered, stored and published when it
+    ends, so that concurrent agents of the run, writing meanwhile, never see seq go backwards."""
 
     def __init__(self, run: Run, *, next_seq: int = 1):
         self.run = run
@@ -44,8 +52,6 @@ class RunRecorder:
         self._seq_lock = asyncio.Lock()
         # What closing a span needs from its opening, so that a close is one UPDATE.
         self._open_spans: dict[str, tuple[dt.datetime, dict[str, Any]]] = {}
-        self._pending: list[Callable[[], Any]] | None = None
-        self._unpublished: list[RunEvent] = []
 
     @classmethod
     async def resume(cls, run: Run) -> RunRecorder:
@@ -54,22 +60,32 @@ class RunRecorder:
 
     @contextlib.asynccontextmanager
     async def batch(self):
-        self._pending = []
+        items: list[Callable[[], Any] | RunEvent] = []
+        token = _current_batch.set((self, items))
         try:
             yield
         finally:
-            pending, self._pending = self._pending, None
-        await ledger_write(functools.partial(_in_order, pending))
-        events, self._unpublished = self._unpublished, []
-        for event in events:
-            await publish_run_event(self.run.pk, event_frame(event))
+            _current_batch.reset(token)
+        async with self._seq_lock:
+            events = [item for item in items if isinstance(item, RunEvent)]
+            for event in events:
+                event.seq, self._next_seq = self._next_seq, self._next_seq + 1
+            writes = [functools.partial(row_insert, i) if isinstance(i, RunEvent) else i for i in items]
+            await ledger_write(functools.partial(_in_order, writes))
+            for event in events:
+                await publish_run_event(self.run.pk, event_frame(event))
 
     async def write(self, write: Callable[[], Any]) -> None:
-        """One database write: now, or with the current batch."""
-        if self._pending is not None:
-            self._pending.append(write)
+        """One database write: now, or with the current task's batch."""
+        batch = self._current_batch()
+        if batch is not None:
+            batch.append(write)
         else:
             await ledger_write(write)
+
+    def _current_batch(self) -> list[Callable[[], Any] | RunEvent] | None:
+        current = _current_batch.get()
+        return current[1] if current is not None and current[0] is self else None
 
     async def span_open(self, **opening) -> str:
         span = self.span_new(**opening)
@@ -129,22 +145,17 @@ class RunRecorder:
         return functools.partial(row_update, Span, span_id, **changes)
 
     async def emit(self, type, *, agent_id=None, data) -> None:
+        event = RunEvent(run_id=self.run.pk, type=type, agent_id=agent_id or "", data=jsonable(dict(data)))
+        batch = self._current_batch()
+        if batch is not None:
+            batch.append(event)  # numbered when the batch is stored
+            return
         # Numbering, storing and publishing under one lock: concurrent agents' events reach the
         # group in seq order, which is what followers deduplicate by.
         async with self._seq_lock:
-            event = RunEvent(
-                run_id=self.run.pk,
-                seq=self._next_seq,
-                type=type,
-                agent_id=agent_id or "",
-                data=jsonable(dict(data)),
-            )
-            self._next_seq += 1
-            await self.write(functools.partial(row_insert, event))
-            if self._pending is not None:
-                self._unpublished.append(event)
-            else:
-                await publish_run_event(self.run.pk, event_frame(event))
+            event.seq, self._next_seq = self._next_seq, self._next_seq + 1
+            await ledger_write(functools.partial(row_insert, event))
+            await publish_run_event(self.run.pk, event_frame(event))
 
     async def heartbeat(self) -> None:
         await ledger_write(functools.partial(row_update, Run, self.run.pk, heartbeat_at=timezone.now()))

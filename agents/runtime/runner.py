@@ -31,18 +31,20 @@ async def run_agent(
     """Runs one agent execution under an `agent` span and returns its output and usage (tool agents
     included); raises AgentError (an LLMError keeps its code and status; the deadline is provider_timeout)."""
     started = time.perf_counter()
-    span_id = await recorder.span_open(
-        kind="agent",
-        name=spec.name,
-        parent_id=parent_span_id,
-        agent_id=spec.agent_id,
-        attributes={
-            "strategy": spec.config["config"]["strategy"],
-            "provider": spec.config["provider"]["provider"],
-            "model": spec.config["provider"]["model"],
-        },
-    )
-    await recorder.emit("agent.started", agent_id=spec.agent_id, data={"name": spec.name, "inputs": inputs})
+    async with recorder.batch():  # the span and the first event: one write
+        span_id = await recorder.span_open(
+            kind="agent",
+            name=spec.name,
+            parent_id=parent_span_id,
+            agent_id=spec.agent_id,
+            attributes={
+                "strategy": spec.config["config"]["strategy"],
+                "provider": spec.config["provider"]["provider"],
+                "model": spec.config["provider"]["model"],
+            },
+        )
+        started_data = {"name": spec.name, "inputs": inputs}
+        await recorder.emit("agent.started", agent_id=spec.agent_id, data=started_data)
     timeout_s = spec.config["config"]["timeout_s"]
     execution = Execution(
         spec,
@@ -115,7 +117,6 @@ async def _succeed(
 ) -> AgentResult:
     spec = execution.spec
     attributes = {**outcome.attributes, "turns": execution.turns}
-    await _close(execution, "completed", attributes=attributes)
     tokens = {
         "input": execution.input_tokens,
         "output": execution.output_tokens,
@@ -127,7 +128,9 @@ async def _succeed(
         "cost_usd": float(execution.cost_usd),
         "execution_time_ms": round(elapsed_ms, 3),
     }
-    await execution.recorder.emit("agent.completed", agent_id=spec.agent_id, data=data)
+    async with execution.recorder.batch():  # the span's close and the last event: one write
+        await _close(execution, "completed", attributes=attributes)
+        await execution.recorder.emit("agent.completed", agent_id=spec.agent_id, data=data)
     if breaker is not None:
         await breaker.record(spec.agent_id, success=True)
     return AgentResult(
@@ -143,8 +146,10 @@ async def _succeed(
 
 async def _fail(execution: Execution, error: AgentError, breaker: CircuitBreaker | None) -> None:
     agent_id = execution.spec.agent_id
-    await _close(execution, "failed", error=error.message, attributes={"code": error.code})
-    await execution.recorder.emit("agent.failed", agent_id=agent_id, data=_failure(error.code, error.message))
+    data = _failure(error.code, error.message)
+    async with execution.recorder.batch():
+        await _close(execution, "failed", error=error.message, attributes={"code": error.code})
+        await execution.recorder.emit("agent.failed", agent_id=agent_id, data=data)
     if breaker is not None and error.code not in _NOT_THE_AGENTS_FAILURE:
         await breaker.record(agent_id, success=False)
 

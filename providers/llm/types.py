@@ -8,6 +8,7 @@ status the rest of the product reports.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -220,3 +221,7 @@ class Recorder(Protocol):
     ) -> None: ...
 
     async def emit(self, type: str, *, agent_id: str | None = None, data: Mapping[str, Any]) -> None: ...
+
+    def batch(self) -> AbstractAsyncContextManager[None]:
+        """Within it, spans and events are stored together when it ends (events published then)."""
+        ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -87,6 +88,10 @@ class FakeRecorder:
     def __init__(self):
         self.spans: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
+
+    @contextlib.asynccontextmanager
+    async def batch(self):
+        yield
 
     async def span_open(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> str:
         span_id = f"span-{len(self.spans) + 1:032x}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,10 @@ class RecordingRecorder:
     def __init__(self) -> None:
         self.spans: dict[str, SpanRecord] = {}
         self.events: list[tuple[str, Mapping[str, Any]]] = []
+
+    @contextlib.asynccontextmanager
+    async def batch(self):
+        yield
 
     async def span_open(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> str:
         span_id = f"span-{len(self.spans) + 1}"
