@@ -7,9 +7,9 @@ test runs through a fake provider run concurrently.
 2. Events per second through the WebSocket path (a daphne server on its own fresh database): an
    agent whose scripted answer streams as `--words` `llm.delta` events at zero latency, executed on
    `/api/agents/{id}/stream`; every event is stored, published to the channel layer and sent.
-3. `--concurrent` test runs at once against the fake OpenAI-compatible server answering after
-   `--latency-ms`: in this process (`run_execute`), and as `POST /api/agents/{id}/test` requests to
-   the daphne server.
+3. `--concurrent` test runs at once against the fake OpenAI-compatible server (in a process of its
+   own) answering after `--latency-ms`: in this process (`run_execute`), and as
+   `POST /api/agents/{id}/test` requests to the daphne server.
 
     .venv/bin/python benchmarks/agent_runtime.py [--database-url postgres://postgres@127.0.0.1:5432/bench_agents]
 
@@ -245,7 +245,7 @@ async def through_daphne(args, fake) -> None:
 
 
 def main() -> None:
-    from tests.fakes.openai_server import FakeOpenAIServer
+    from common import FakeOpenAIProcess
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="postgres://... (recreated); default: fresh SQLite files")
@@ -262,7 +262,7 @@ def main() -> None:
     label = django_in_process(args.database_url)
     print(f"## {label}")
     asyncio.run(per_run_overhead(args.runs))
-    with FakeOpenAIServer(latency_s=args.latency_ms / 1000) as fake:
+    with FakeOpenAIProcess(latency_s=args.latency_ms / 1000) as fake:
         asyncio.run(concurrent_in_process(args.concurrent, args.latency_ms, args.rounds, fake.base_url))
         asyncio.run(through_daphne(args, fake))
 

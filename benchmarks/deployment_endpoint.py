@@ -1,8 +1,8 @@
 """Throughput and p50/p99 of `POST /workflows/{name}/execute` with 64 concurrent clients, against the
-fake OpenAI server of the tests answering every chat completion after a fixed latency (100 ms), so
-the latency above that is the studio's own overhead: key check, rate limit, input check, the run's
-ledger writes (run, spans, events), the gateway (provider config, budget reservation and
-settlement, pricing) and the SDK call.
+fake OpenAI server of the tests (in a process of its own) answering every chat completion after a
+fixed latency (100 ms), so the latency above that is the studio's own overhead: key check, rate
+limit, input check, the run's ledger writes (run, spans, events), the gateway (provider config,
+budget reservation and settlement, pricing) and the SDK call.
 
 Everything is set up through the public API on a fresh database: register, a provider config
 pointing at the fake server, an agent, a deployment. A round with one client measures a call's
@@ -23,8 +23,7 @@ import uuid
 
 import httpx
 
-from benchmarks.common import Server, load
-from tests.fakes.openai_server import FakeOpenAIServer
+from benchmarks.common import FakeOpenAIProcess, Server, load
 
 CONCURRENCY = 64
 PASSWORD = "bench-password-123"
@@ -133,7 +132,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--single-requests", type=int, default=100, help="calls of each one-client round")
     args = parser.parse_args()
-    with FakeOpenAIServer(latency_s=args.latency_ms / 1000) as fake:
+    with FakeOpenAIProcess(latency_s=args.latency_ms / 1000) as fake:
         server = Server(args.database_url, extra_env={"STUDIO_ALLOW_PRIVATE_PROVIDER_URLS": "1"})
         try:
             name, key = set_up(server.url, fake.base_url)
