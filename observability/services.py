@@ -9,6 +9,7 @@ import functools
 import itertools
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -188,28 +189,67 @@ def run_cancel(run: Run) -> bool:
 
 
 async def _watch(recorder: RunRecorder, work_task: asyncio.Task) -> None:
-    """Refreshes the heartbeat, and cancels the work once a cancel was requested (here or in the
-    cache by another process). The cancel is repeated until it lands: a cancel arriving during a
-    database call is absorbed by asgiref's sync_to_async."""
+    """Refreshes the heartbeat, and cancels the work once a cancel was requested (here, or in the
+    cache by another process: see `_CancelPoller`). The cancel is repeated until it lands: a cancel
+    arriving during a database call is absorbed by asgiref's sync_to_async."""
     run_id = recorder.run.pk
     beats_every = int(HEARTBEAT_INTERVAL_S / CANCEL_POLL_S)
-    for tick in itertools.count(1):
-        await asyncio.sleep(CANCEL_POLL_S)
-        if run_id in _cancel_requested or await _cancel_flagged(run_id):
-            _cancel_requested.add(run_id)
-            work_task.cancel()
-        if tick % beats_every == 0:
-            try:
-                await recorder.heartbeat()
-            except Exception:
-                logger.warning("Heartbeat of %s failed", run_id, exc_info=True)
-
-
-async def _cancel_flagged(run_id: str) -> bool:
+    poller = _CancelPoller.of_this_loop()
+    poller.watch(run_id)
     try:
-        return bool(await cache.aget(_cancel_key(run_id)))
-    except Exception:  # cache down: only cancels arriving at this process can stop the run
-        return False
+        for tick in itertools.count(1):
+            await asyncio.sleep(CANCEL_POLL_S)
+            if run_id in _cancel_requested:
+                work_task.cancel()
+            if tick % beats_every == 0:
+                try:
+                    await recorder.heartbeat()
+                except Exception:
+                    logger.warning("Heartbeat of %s failed", run_id, exc_info=True)
+    finally:
+        poller.unwatch(run_id)
+
+
+class _CancelPoller:
+    """Reads the cancel flags of every run an event loop executes with one cache read per poll,
+    instead of one read (and one thread hop) per run; runs flagged are marked cancel-requested."""
+
+    _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _CancelPoller] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self) -> None:
+        self.run_ids: set[str] = set()
+        self.task: asyncio.Task | None = None
+
+    @classmethod
+    def of_this_loop(cls) -> _CancelPoller:
+        loop = asyncio.get_running_loop()
+        if loop not in cls._pollers:
+            cls._pollers[loop] = cls()
+        return cls._pollers[loop]
+
+    def watch(self, run_id: str) -> None:
+        self.run_ids.add(run_id)
+        if self.task is None:
+            self.task = asyncio.create_task(self._poll())
+
+    def unwatch(self, run_id: str) -> None:
+        self.run_ids.discard(run_id)
+        if not self.run_ids and self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(CANCEL_POLL_S)
+            keys = {_cancel_key(run_id): run_id for run_id in self.run_ids}
+            try:
+                flagged = await cache.aget_many(list(keys))
+            except Exception:  # cache down: only cancels arriving at this process can stop runs
+                logger.debug("Cannot read cancel flags", exc_info=True)
+                continue
+            _cancel_requested.update(keys[key] for key, value in flagged.items() if value)
 
 
 async def _finish(run, recorder, root, started, *, status, outcome: RunOutcome | None = None, error=None):
