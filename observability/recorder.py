@@ -68,10 +68,11 @@ class RunRecorder:
             _current_batch.reset(token)
         async with self._seq_lock:
             events = [item for item in items if isinstance(item, RunEvent)]
-            for event in events:
-                event.seq, self._next_seq = self._next_seq, self._next_seq + 1
+            for offset, event in enumerate(events):
+                event.seq = self._next_seq + offset
             writes = [functools.partial(row_insert, i) if isinstance(i, RunEvent) else i for i in items]
             await ledger_write(functools.partial(_in_order, writes))
+            self._next_seq += len(events)  # only once stored: a write that failed leaves no gap
             for event in events:
                 await publish_run_event(self.run.pk, event_frame(event))
 
@@ -153,8 +154,9 @@ class RunRecorder:
         # Numbering, storing and publishing under one lock: concurrent agents' events reach the
         # group in seq order, which is what followers deduplicate by.
         async with self._seq_lock:
-            event.seq, self._next_seq = self._next_seq, self._next_seq + 1
+            event.seq = self._next_seq
             await ledger_write(functools.partial(row_insert, event))
+            self._next_seq += 1  # only once stored: a write that failed leaves no gap
             await publish_run_event(self.run.pk, event_frame(event))
 
     async def heartbeat(self) -> None:

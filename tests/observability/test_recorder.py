@@ -1,0 +1,61 @@
+"""The recorder's event numbering: seq increases by one within a run, whatever fails."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import OperationalError
+
+from observability import recorder as recorder_module
+from observability.models import RunEvent
+from observability.recorder import RunRecorder
+from observability.services import run_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def stored(run) -> list[tuple[int, str]]:
+    return [(event.seq, event.type) async for event in RunEvent.objects.filter(run=run).order_by("seq")]
+
+
+@pytest.fixture
+async def recorder(member):
+    run = await sync_to_async(run_create)(
+        organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={}
+    )
+    return RunRecorder(run)
+
+
+@pytest.fixture
+def second_write_fails(monkeypatch):
+    real, calls = recorder_module.ledger_write, []
+
+    async def failing_second(fn):
+        calls.append(fn)
+        if len(calls) == 2:
+            raise OperationalError("the database went away")
+        return await real(fn)
+
+    monkeypatch.setattr(recorder_module, "ledger_write", failing_second)
+
+
+@pytest.mark.usefixtures("second_write_fails")
+async def test_an_event_that_was_not_stored_leaves_no_gap(recorder):
+    await recorder.emit("first", data={})
+    with pytest.raises(OperationalError):
+        await recorder.emit("lost", data={})
+    await recorder.emit("next", data={})
+    assert await stored(recorder.run) == [(1, "first"), (2, "next")]
+
+
+@pytest.mark.usefixtures("second_write_fails")
+async def test_a_batch_that_was_not_stored_leaves_no_gap(recorder):
+    await recorder.emit("first", data={})
+    with pytest.raises(OperationalError):
+        async with recorder.batch():
+            await recorder.emit("lost", data={})
+            await recorder.emit("lost too", data={})
+    async with recorder.batch():
+        await recorder.emit("next", data={})
+        await recorder.emit("and next", data={})
+    assert await stored(recorder.run) == [(1, "first"), (2, "next"), (3, "and next")]
