@@ -152,7 +152,7 @@ async def test_a_second_execute_while_running_and_bad_frames_get_error_frames(me
 async def test_cancel_stops_the_orchestration_and_its_agent_calls(member):
     def slow_parallel():
         org = member.organization
-        agents = [make_agent(org, f"Slow {n}", latency_ms=5000) for n in range(3)]
+        agents = [make_agent(org, f"Slow {n}", latency_ms=60_000) for n in range(3)]
         return make_orchestration(org, "parallel", agents), agents
 
     orchestration, agents = await sync_to_async(slow_parallel)()
@@ -165,7 +165,7 @@ async def test_cancel_stops_the_orchestration_and_its_agent_calls(member):
     await communicator.send_json_to({"type": "cancel"})
     clock = time.perf_counter()
     events = [first, *await receive_until_final(communicator)]
-    assert time.perf_counter() - clock < 3  # nowhere near the 5 s the calls would take
+    assert time.perf_counter() - clock < 30  # nowhere near the 60 s the calls would take
     assert events[-1]["type"] == "run.failed"
     assert events[-1]["data"]["status"] == "cancelled" and events[-1]["data"]["error"]["code"] == "cancelled"
     seqs = [event["seq"] for event in events]
