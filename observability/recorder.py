@@ -32,9 +32,10 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-# The batch the current task is filling, and whose recorder it is (see `RunRecorder.batch`).
-_current_batch: contextvars.ContextVar[tuple[RunRecorder, list] | None] = contextvars.ContextVar(
-    "recorder_batch", default=None
+# The batch the current task is filling: its recorder, its task (a task started inside the batch
+# inherits the variable, but writes for itself) and its items (see `RunRecorder.batch`).
+_current_batch: contextvars.ContextVar[tuple[RunRecorder, asyncio.Task, list] | None] = (
+    contextvars.ContextVar("recorder_batch", default=None)
 )
 
 
@@ -61,7 +62,7 @@ class RunRecorder:
     @contextlib.asynccontextmanager
     async def batch(self):
         items: list[Callable[[], Any] | RunEvent] = []
-        token = _current_batch.set((self, items))
+        token = _current_batch.set((self, asyncio.current_task(), items))
         try:
             yield
         finally:
@@ -86,7 +87,9 @@ class RunRecorder:
 
     def _current_batch(self) -> list[Callable[[], Any] | RunEvent] | None:
         current = _current_batch.get()
-        return current[1] if current is not None and current[0] is self else None
+        if current is None or current[0] is not self or current[1] is not asyncio.current_task():
+            return None
+        return current[2]
 
     async def span_open(self, **opening) -> str:
         span = self.span_new(**opening)

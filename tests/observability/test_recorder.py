@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import OperationalError
@@ -59,3 +61,11 @@ async def test_a_batch_that_was_not_stored_leaves_no_gap(recorder):
         await recorder.emit("next", data={})
         await recorder.emit("and next", data={})
     assert await stored(recorder.run) == [(1, "first"), (2, "next"), (3, "and next")]
+
+
+async def test_a_task_started_inside_a_batch_writes_for_itself(recorder):
+    async with recorder.batch():
+        await recorder.emit("batched", data={})
+        await asyncio.create_task(recorder.emit("from another task", data={}))
+        assert await stored(recorder.run) == [(1, "from another task")]
+    assert await stored(recorder.run) == [(1, "from another task"), (2, "batched")]
