@@ -134,6 +134,9 @@ class Span(models.Model):
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
     attributes = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # An llm call's budget reservations, [[counter id, amount], ...], held while the span is open:
+    # if the process dies before the call settles, the reaper releases them from here.
+    budget_holds = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["started_at", "id"]

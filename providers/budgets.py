@@ -2,8 +2,9 @@
 
 A call first reserves its maximum cost with one conditional UPDATE per budget (the database
 re-checks the condition under the row lock), then settles the reservation to the real cost.
-Counter ids are remembered, so a reservation is that UPDATE and the holds' INSERT.
-Each reservation is also kept as a `BudgetHold` row, so the holds of a crashed run can be freed."""
+Counter ids are remembered, so a reservation is that UPDATE alone. The call's `llm` span keeps its
+holds while it is in flight (stored in the same transaction), so the holds of a crashed run can be
+freed: `budget_release_run`."""
 
 from __future__ import annotations
 
@@ -14,13 +15,29 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from observability.rows import row_insert
+from observability.models import Span
 from providers.llm.types import BudgetExceeded
-from providers.models import BudgetCounter, BudgetHold
+from providers.models import BudgetCounter
 
 
 def current_month() -> dt.date:
     return timezone.now().date().replace(day=1)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An amount reserved on a budget counter, until the call settles."""
+
+    counter_id: int
+    amount_usd: Decimal
+
+    def as_json(self) -> list:
+        return [self.counter_id, str(self.amount_usd)]
+
+    @classmethod
+    def from_json(cls, value: list) -> Hold:
+        counter_id, amount = value
+        return cls(counter_id, Decimal(amount))
 
 
 @dataclass(frozen=True)
@@ -60,7 +77,6 @@ _SETTLE = (
     " THEN reserved_usd - CAST(%s AS NUMERIC) ELSE 0 END,"
     " spent_usd = spent_usd + CAST(%s AS NUMERIC) WHERE id = %s"
 )
-_RELEASE = f"DELETE FROM {BudgetHold._meta.db_table} WHERE id = %s"  # noqa: S608
 
 
 def _add_reserved(counter_id: int, amount: Decimal, limit: Decimal | None) -> bool:
@@ -90,13 +106,11 @@ def _hold(*, organization_id: str, budget: Budget, amount: Decimal, month: dt.da
     )
 
 
-def budget_reserve(
-    *, organization_id: str, budgets: list[Budget], amount: Decimal, run_id: str = ""
-) -> list[BudgetHold]:
+def budget_reserve(*, organization_id: str, budgets: list[Budget], amount: Decimal) -> list[Hold]:
     """Holds `amount` against each budget's monthly limit: all of them, or none and BudgetExceeded.
     A refusal undoes the holds made before it, so it leaves the caller's transaction usable."""
     month = current_month()
-    held: list[BudgetHold] = []
+    held: list[Hold] = []
     with transaction.atomic(savepoint=False):  # the caller's transaction, if any, is the unit
         for budget in budgets:
             try:
@@ -104,31 +118,34 @@ def budget_reserve(
             except BudgetExceeded as exc:
                 refusal = exc
                 break
-            held.append(BudgetHold(counter_id=counter_id, run_id=run_id, amount_usd=amount))
+            held.append(Hold(counter_id, amount))
         else:
-            for hold in held:
-                row_insert(hold)
             return held
-        with connection.cursor() as cursor:
-            for hold in held:
-                cursor.execute(_SETTLE, [amount, amount, Decimal(0), hold.counter_id])
+        budget_settle(held, cost=Decimal(0))
     raise refusal
 
 
 @transaction.atomic(savepoint=False)
-def budget_settle(holds: list[BudgetHold], *, cost: Decimal) -> None:
+def budget_settle(holds: list[Hold], *, cost: Decimal) -> None:
     """Releases the holds of one call and records what it really cost on each held budget."""
     with connection.cursor() as cursor:
         for hold in holds:
             cursor.execute(_SETTLE, [hold.amount_usd, hold.amount_usd, cost, hold.counter_id])
-            cursor.execute(_RELEASE, [hold.pk])
 
 
+@transaction.atomic
 def budget_release_run(run_id: str) -> int:
-    """Frees every hold left by a run that died mid-call; returns how many there were."""
-    holds = list(BudgetHold.objects.filter(run_id=run_id))
-    budget_settle(holds, cost=Decimal(0))
-    return len(holds)
+    """Frees the holds of the LLM calls a dead run left in flight and closes their spans (in one
+    transaction, so a second reaper finds nothing to free twice); returns how many calls there were."""
+    in_flight = list(
+        Span.objects.select_for_update().filter(run_id=run_id, kind=Span.Kind.LLM, ended_at__isnull=True)
+    )
+    for span in in_flight:
+        budget_settle([Hold.from_json(hold) for hold in span.budget_holds], cost=Decimal(0))
+    Span.objects.filter(pk__in=[span.pk for span in in_flight]).update(
+        status="failed", ended_at=timezone.now(), error="run abandoned", budget_holds=[]
+    )
+    return len(in_flight)
 
 
 def spent_this_month(subject: str) -> Decimal:

@@ -20,7 +20,7 @@ from observability import metrics
 from observability.models import Span
 from observability.rows import row_insert
 from observability.writer import batch_cached, ledger_write
-from providers.budgets import Budget, budget_reserve, budget_settle
+from providers.budgets import Budget, Hold, budget_reserve, budget_settle
 from providers.crypto import decrypt_secret
 from providers.llm import pricing
 from providers.llm.registry import create_adapter
@@ -33,7 +33,7 @@ from providers.llm.types import (
     ProviderNotConfigured,
     ProviderSettings,
 )
-from providers.models import APIProviderConfig, BudgetHold
+from providers.models import APIProviderConfig
 
 MOCK_DEFAULT_MODEL = "mock-1"
 
@@ -81,7 +81,7 @@ class _Prepared:
     settings: ProviderSettings
     model: str
     overrides: dict
-    holds: list[BudgetHold]
+    holds: list[Hold]
     span: Span
 
 
@@ -159,9 +159,7 @@ class StudioGateway:
             budgets.append(Budget(config.pk, config.budget_limit_usd, f"provider config '{config.name}'"))
         if call.agent_id:
             budgets.append(Budget(call.agent_id, call.agent_budget_limit_usd, f"agent {call.agent_id}"))
-        holds = budget_reserve(
-            organization_id=self.run.organization_id, budgets=budgets, amount=amount, run_id=self.run.pk
-        )
+        holds = budget_reserve(organization_id=self.run.organization_id, budgets=budgets, amount=amount)
         span = self.recorder.span_new(
             kind="llm",
             name=f"{provider.kind}:{model}",
@@ -175,6 +173,7 @@ class StudioGateway:
                 "reserved_usd": amount * len(holds),
             },
         )
+        span.budget_holds = [hold.as_json() for hold in holds]
         row_insert(span)
         return _Prepared(provider, model, overrides, holds, span)
 
@@ -216,6 +215,6 @@ class StudioGateway:
         metrics.llm_call_failed(prepared.settings.kind, prepared.model, cancelled=cancelled)
 
 
-def _settle_and_close(holds: list[BudgetHold], cost: Decimal, close_span: Callable[[], Any]) -> None:
+def _settle_and_close(holds: list[Hold], cost: Decimal, close_span: Callable[[], Any]) -> None:
     budget_settle(holds, cost=cost)
     close_span()

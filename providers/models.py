@@ -70,15 +70,3 @@ class BudgetCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} {self.month:%Y-%m}"
-
-
-class BudgetHold(models.Model):
-    """A reservation in flight, kept so that the reaper can release the holds of a crashed run."""
-
-    counter = models.ForeignKey(BudgetCounter, on_delete=models.CASCADE, related_name="holds")
-    run_id = models.CharField(max_length=40, blank=True, db_index=True)
-    amount_usd = models.DecimalField(max_digits=20, decimal_places=10)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"{self.amount_usd} on {self.counter}"

@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from observability.models import Run, RunEvent, Span
 from observability.services import launch_run, run_cancel
 from orchestrations.execution import orchestration_run_new, orchestration_specs, orchestration_work
-from providers.models import BudgetCounter, BudgetHold
+from providers.models import BudgetCounter
 from tests.fakes.behaviours import json_answer
 from tests.orchestrations.helpers import (
     agent_event_pairs_are_balanced,
@@ -631,7 +631,7 @@ def test_an_agent_over_its_budget_mid_run_fails_the_run_cleanly_with_402(auth_cl
     assert run.cost_usd == agent_spans[first.pk].cost_usd > 0
     # The refused reservation held nothing: no spend and no reservation for the capped agent.
     assert not BudgetCounter.objects.filter(subject=capped.pk).exclude(spent_usd=0, reserved_usd=0).exists()
-    assert not BudgetHold.objects.exists()
+    assert not BudgetCounter.objects.filter(reserved_usd__gt=0).exists()
     assert stored_events(run.pk)[-1].data["error"]["code"] == "budget_exceeded"
 
 
@@ -692,5 +692,5 @@ async def test_cancel_mid_run_ends_it_cancelled_and_closes_the_spans_in_flight(m
     assert [event.seq for event in events] == list(range(1, len(events) + 1))
     assert events[-1].type == "run.failed" and events[-1].data["status"] == "cancelled"
     assert sorted(e.agent_id for e in events if e.type == "agent.failed") == sorted(a.pk for a in slow)
-    assert not await BudgetHold.objects.aexists()
+    assert not await BudgetCounter.objects.filter(reserved_usd__gt=0).aexists()
     assert await sync_to_async(run_cancel)(stored) is False  # already finished

@@ -13,7 +13,7 @@ from django.utils import timezone
 from observability.models import Run, RunEvent, Span
 from observability.services import run_create
 from providers.budgets import Budget, budget_reserve
-from providers.models import BudgetCounter, BudgetHold
+from providers.models import BudgetCounter
 from tests.providers.factories import make_provider_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,13 +25,20 @@ def test_stale_runs_are_failed_with_a_final_event_and_their_holds_released(membe
     long_ago = timezone.now() - dt.timedelta(minutes=10)
     Run.objects.filter(pk=stale.pk).update(status="running", heartbeat_at=long_ago)
     RunEvent.objects.create(run=stale, seq=1, type="run.started")
-    Span.objects.create(run=stale, organization=member.organization, kind="llm", name="call")
-    budget_reserve(
+    # An LLM call in flight when the process died: its holds are on its open span.
+    holds = budget_reserve(
         organization_id=member.organization_id,
         budgets=[Budget(config.pk, Decimal("1"), "x")],
         amount=Decimal("0.4"),
-        run_id=stale.pk,
     )
+    Span.objects.create(
+        run=stale,
+        organization=member.organization,
+        kind="llm",
+        name="call",
+        budget_holds=[hold.as_json() for hold in holds],
+    )
+    assert BudgetCounter.objects.get(subject=config.pk).reserved_usd == Decimal("0.4")
     alive = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
     Run.objects.filter(pk=alive.pk).update(status="running", heartbeat_at=timezone.now())
 
@@ -42,7 +49,28 @@ def test_stale_runs_are_failed_with_a_final_event_and_their_holds_released(membe
     assert stale.status == "failed" and stale.error["code"] == "run_abandoned"
     assert RunEvent.objects.filter(run=stale).order_by("seq").last().seq == 2
     assert Span.objects.get(run=stale).status == "failed"
-    assert not BudgetHold.objects.exists()
     assert BudgetCounter.objects.get(subject=config.pk).reserved_usd == 0
     assert Run.objects.get(pk=alive.pk).status == "running"
     assert "1 stale run(s) reaped" in out.getvalue()
+
+
+def test_a_dead_runs_holds_are_released_once(member):
+    from providers.budgets import budget_release_run
+
+    config = make_provider_config(member.organization, budget="1")
+    budget = [Budget(config.pk, Decimal("1"), "x")]
+    dead = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
+    holds = budget_reserve(organization_id=member.organization_id, budgets=budget, amount=Decimal("0.4"))
+    Span.objects.create(
+        run=dead,
+        organization=member.organization,
+        kind="llm",
+        name="call",
+        budget_holds=[hold.as_json() for hold in holds],
+    )
+    budget_reserve(organization_id=member.organization_id, budgets=budget, amount=Decimal("0.3"))  # alive
+
+    assert budget_release_run(dead.pk) == 1
+    assert budget_release_run(dead.pk) == 0  # its call is closed now: nothing to free twice
+    assert BudgetCounter.objects.get(subject=config.pk).reserved_usd == Decimal("0.3")
+    assert Span.objects.get(run=dead).status == "failed"

@@ -8,7 +8,10 @@ from providers.budgets import budget_release_run
 
 
 class Command(BaseCommand):
-    help = f"Fail runs whose heartbeat is older than {STALE_AFTER_S:g} s and release their budget holds."
+    help = (
+        f"Fail runs whose heartbeat is older than {STALE_AFTER_S:g} s and release the budget holds of "
+        "their LLM calls in flight."
+    )
 
     def handle(self, *args, **options):
         reaped = 0
@@ -16,5 +19,5 @@ class Command(BaseCommand):
             released = budget_release_run(run.pk)
             run_sync(run_abandon, run)
             reaped += 1
-            self.stdout.write(f"reaped {run.pk} ({released} budget hold(s) released)")
+            self.stdout.write(f"reaped {run.pk} (the holds of {released} LLM call(s) in flight released)")
         self.stdout.write(self.style.SUCCESS(f"{reaped} stale run(s) reaped"))
