@@ -274,13 +274,13 @@ async def test_concurrent_gateway_calls_run_at_the_same_time(member):
     calls = [
         gateway.complete(
             LLMCall(
-                request=request(model="mock-1", provider_options={"latency_ms": 300}), provider_kind="mock"
+                request=request(model="mock-1", provider_options={"latency_ms": 1000}), provider_kind="mock"
             )
         )
         for _ in range(10)
     ]
     started = asyncio.get_running_loop().time()
     await asyncio.gather(*calls)
-    assert asyncio.get_running_loop().time() - started < 2.0
+    assert asyncio.get_running_loop().time() - started < 5  # one after another: 10 s
     assert await Span.objects.filter(kind="llm").acount() == 10
     assert await Run.objects.acount() == 1

@@ -212,7 +212,7 @@ async def test_the_whole_execution_is_bounded_by_timeout_s(make_spec, gateway, r
     gateway.script(AGENT, hang_forever)
     started = asyncio.get_running_loop().time()
     error = await failure(make_spec(timeout_s=0.05), {"question": "q"}, gateway, recorder)
-    assert asyncio.get_running_loop().time() - started < 1
+    assert asyncio.get_running_loop().time() - started < 3  # the call hangs for ever
     assert (error.code, error.status) == ("provider_timeout", 504)
     assert recorder.of_kind("agent")[0]["status"] == "failed"
 

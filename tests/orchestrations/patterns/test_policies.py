@@ -24,7 +24,7 @@ async def test_fail_policy_raises_the_first_failure_and_cancels_the_calls_in_fli
     with pytest.raises(AgentError) as failure:
         await orchestra.run("parallel", TRIO, script)
 
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 3  # the slow calls would take 5 s
     assert (failure.value.code, failure.value.message) == ("provider_error", "b broke")
     assert sorted(orchestra.agents.cancelled) == ["a", "c"]
     assert statuses(orchestra, "parallel.fan_out") == ["failed"]
@@ -59,7 +59,7 @@ async def test_timeout_covers_the_whole_pattern_and_cancels_the_calls_in_flight(
     with pytest.raises(AgentError) as failure:
         await orchestra.run("sequential", [agent("a"), agent("b")], script, config={"timeout_s": 0.1})
 
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 3  # the slow calls would take 5 s
     assert (failure.value.code, failure.value.status) == ("orchestration_timeout", 504)
     assert orchestra.agents.cancelled == ["b"]
     assert statuses(orchestra, "sequential.step") == ["completed", "cancelled"]

@@ -244,7 +244,7 @@ async def test_a_slow_provider_times_out_at_the_deadline(provider):
     with pytest.raises(ProviderTimeout):
         await provider.adapter().complete(ask(timeout_s=0.5))
 
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 3  # the answer would take 5 s (margin for a loaded machine)
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
@@ -260,7 +260,7 @@ async def test_a_dripping_provider_is_cut_at_the_total_deadline(provider, stream
         else:
             await adapter.complete(ask(timeout_s=0.6))
 
-    assert 0.6 <= time.perf_counter() - started < 1.1
+    assert 0.6 <= time.perf_counter() - started < 3  # the drip never ends (margin for a loaded machine)
     assert len(provider.server.requests) == 1
 
 
