@@ -15,9 +15,10 @@ from django.db import connection, models
 
 
 @functools.cache
-def _insert_sql(model: type[models.Model], vendor: str, with_pk: bool):
-    """The INSERT of every column (but an auto-increment key, which the database returns)."""
+def _insert_sql(model: type[models.Model], vendor: str):
+    """The INSERT of every column but an auto-increment key, which the database returns."""
     meta = model._meta
+    with_pk = not isinstance(meta.pk, models.AutoField | models.BigAutoField)
     fields = tuple(field for field in meta.concrete_fields if with_pk or not field.primary_key)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
@@ -25,7 +26,7 @@ def _insert_sql(model: type[models.Model], vendor: str, with_pk: bool):
     sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"  # noqa: S608
     if not with_pk:
         sql += f" RETURNING {quote(meta.pk.column)}"
-    return sql, fields
+    return sql, fields, with_pk
 
 
 @functools.cache
@@ -41,8 +42,7 @@ def _update_sql(model: type[models.Model], names: tuple[str, ...], vendor: str):
 def row_insert(obj: models.Model) -> None:
     """Stores a new instance (PostgreSQL, or SQLite 3.35+ for an auto-increment key, which is
     always the database's: storing the instance again after a rollback takes a new one)."""
-    with_pk = not isinstance(obj._meta.pk, models.AutoField | models.BigAutoField)
-    sql, fields = _insert_sql(type(obj), connection.vendor, with_pk)
+    sql, fields, with_pk = _insert_sql(type(obj), connection.vendor)
     params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

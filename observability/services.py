@@ -9,7 +9,6 @@ import functools
 import itertools
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,6 +19,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from observability import metrics
+from observability.loops import loop_local
 from observability.models import Run
 from observability.recorder import RunRecorder, jsonable
 from observability.rows import row_insert, row_update
@@ -194,7 +194,7 @@ async def _watch(recorder: RunRecorder, work_task: asyncio.Task) -> None:
     arriving during a database call is absorbed by asgiref's sync_to_async."""
     run_id = recorder.run.pk
     beats_every = int(HEARTBEAT_INTERVAL_S / CANCEL_POLL_S)
-    poller = _CancelPoller.of_this_loop()
+    poller = _cancel_poller()
     poller.watch(run_id)
     try:
         for tick in itertools.count(1):
@@ -214,20 +214,9 @@ class _CancelPoller:
     """Reads the cancel flags of every run an event loop executes with one cache read per poll,
     instead of one read (and one thread hop) per run; runs flagged are marked cancel-requested."""
 
-    _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _CancelPoller] = (
-        weakref.WeakKeyDictionary()
-    )
-
     def __init__(self) -> None:
         self.run_ids: set[str] = set()
         self.task: asyncio.Task | None = None
-
-    @classmethod
-    def of_this_loop(cls) -> _CancelPoller:
-        loop = asyncio.get_running_loop()
-        if loop not in cls._pollers:
-            cls._pollers[loop] = cls()
-        return cls._pollers[loop]
 
     def watch(self, run_id: str) -> None:
         self.run_ids.add(run_id)
@@ -250,6 +239,9 @@ class _CancelPoller:
                 logger.debug("Cannot read cancel flags", exc_info=True)
                 continue
             _cancel_requested.update(keys[key] for key, value in flagged.items() if value)
+
+
+_cancel_poller = loop_local(_CancelPoller)
 
 
 async def _finish(run, recorder, root, started, *, status, outcome: RunOutcome | None = None, error=None):

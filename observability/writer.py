@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
+
+from observability.loops import loop_local
 
 R = TypeVar("R")
 
@@ -45,8 +46,8 @@ class GroupCommit:
     batch, it is made: the caller waits for the batch, gets the result, and the cancel is handed
     on to the caller's next await (so a reservation is never made behind its caller's back)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self._loop = loop
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._queue: list[_Write] = []
         self._leading = False
 
@@ -165,16 +166,10 @@ def _attempt(entries: list[_Write]) -> _Write | None:
     return failed
 
 
-_group_commits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupCommit] = (
-    weakref.WeakKeyDictionary()
-)
+_group_commit = loop_local(GroupCommit)
 
 
 async def ledger_write(fn: Callable[[], R]) -> R:
     """Runs `fn` (synchronous ORM writes) in a transaction shared with the writes other coroutines
     of this event loop make at the same moment; returns its result once that has committed."""
-    loop = asyncio.get_running_loop()
-    group = _group_commits.get(loop)
-    if group is None:
-        group = _group_commits[loop] = GroupCommit(loop)
-    return await group.write(fn)
+    return await _group_commit().write(fn)

@@ -19,25 +19,30 @@ from tests.providers.factories import make_provider_config
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def call_in_flight(run, config, amount: str) -> None:
+    """An LLM call of `run` that reserved `amount` on the config's budget and never settled: its
+    holds are on its open span, as the gateway leaves them."""
+    holds = budget_reserve(
+        organization_id=run.organization_id,
+        budgets=[Budget(config.pk, Decimal("1"), "x")],
+        amount=Decimal(amount),
+    )
+    Span.objects.create(
+        run=run,
+        organization_id=run.organization_id,
+        kind="llm",
+        name="call",
+        budget_holds=[hold.as_json() for hold in holds],
+    )
+
+
 def test_stale_runs_are_failed_with_a_final_event_and_their_holds_released(member):
     config = make_provider_config(member.organization, budget="1")
     stale = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
     long_ago = timezone.now() - dt.timedelta(minutes=10)
     Run.objects.filter(pk=stale.pk).update(status="running", heartbeat_at=long_ago)
     RunEvent.objects.create(run=stale, seq=1, type="run.started")
-    # An LLM call in flight when the process died: its holds are on its open span.
-    holds = budget_reserve(
-        organization_id=member.organization_id,
-        budgets=[Budget(config.pk, Decimal("1"), "x")],
-        amount=Decimal("0.4"),
-    )
-    Span.objects.create(
-        run=stale,
-        organization=member.organization,
-        kind="llm",
-        name="call",
-        budget_holds=[hold.as_json() for hold in holds],
-    )
+    call_in_flight(stale, config, "0.4")  # when the process died
     assert BudgetCounter.objects.get(subject=config.pk).reserved_usd == Decimal("0.4")
     alive = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
     Run.objects.filter(pk=alive.pk).update(status="running", heartbeat_at=timezone.now())
@@ -58,17 +63,10 @@ def test_a_dead_runs_holds_are_released_once(member):
     from providers.budgets import budget_release_run
 
     config = make_provider_config(member.organization, budget="1")
-    budget = [Budget(config.pk, Decimal("1"), "x")]
     dead = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
-    holds = budget_reserve(organization_id=member.organization_id, budgets=budget, amount=Decimal("0.4"))
-    Span.objects.create(
-        run=dead,
-        organization=member.organization,
-        kind="llm",
-        name="call",
-        budget_holds=[hold.as_json() for hold in holds],
-    )
-    budget_reserve(organization_id=member.organization_id, budgets=budget, amount=Decimal("0.3"))  # alive
+    call_in_flight(dead, config, "0.4")
+    alive = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
+    call_in_flight(alive, config, "0.3")
 
     assert budget_release_run(dead.pk) == 1
     assert budget_release_run(dead.pk) == 0  # its call is closed now: nothing to free twice
