@@ -57,8 +57,9 @@ def _not_found(name: str) -> DeploymentRefused:
 def deployment_admit(*, name: str, key: str | None, channel: str) -> Deployment:
     """The running deployment `name` if `key` is one of its active keys and it serves `channel`.
 
-    Unknown, stopped, or not served on this channel: 404. Otherwise a missing, wrong or revoked key
-    (or a key of another deployment): 401. A suspended organization: 403. The hot path is one query."""
+    Unknown or stopped: 404 `not_found`; not served on this channel: 404 `channel_off`. Otherwise a
+    missing, wrong or revoked key (or a key of another deployment): 401. A suspended organization:
+    403. The hot path is one query."""
     matched: DeploymentKey | None = None
     if looks_like_key(key):
         candidates = DeploymentKey.objects.select_related("deployment__organization").filter(
@@ -70,8 +71,12 @@ def deployment_admit(*, name: str, key: str | None, channel: str) -> Deployment:
         if matched is not None
         else Deployment.objects.select_related("organization").filter(name=name).first()
     )
-    if deployment is None or not deployment.is_running or channel_of(channel) not in deployment.channels:
+    if deployment is None or not deployment.is_running:
         raise _not_found(name)
+    if channel_of(channel) not in deployment.channels:
+        raise DeploymentRefused(
+            404, "channel_off", f"The {channel_of(channel)} channel of deployment {name!r} is off."
+        )
     if matched is None:
         message = "A deployment key is required." if not key else "The deployment key is not valid."
         raise DeploymentRefused(401, "invalid_api_key" if key else "not_authenticated", message)

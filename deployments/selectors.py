@@ -64,33 +64,49 @@ def deployment_usage(*, deployment: Deployment) -> dict[str, Any]:
     }
 
 
-def deployment_api_url(name: str) -> str:
-    return f"{settings.PUBLIC_URL}/workflows/{name}/execute"
+def deployment_api_url(deployment: Deployment) -> str | None:
+    """Where the api channel answers; None when the deployment does not serve it."""
+    if "api" not in deployment.channels:
+        return None
+    return f"{settings.PUBLIC_URL}/workflows/{deployment.name}/execute"
 
 
-def deployment_mcp_url(name: str) -> str:
-    return f"{settings.PUBLIC_URL}/mcp/{name}"
+def deployment_mcp_url(deployment: Deployment) -> str | None:
+    """Where the mcp channel answers; None when the deployment does not serve it."""
+    if "mcp" not in deployment.channels:
+        return None
+    return f"{settings.PUBLIC_URL}/mcp/{deployment.name}"
 
 
 def deployment_commands(deployment: Deployment, *, key: str | None = None) -> dict[str, str]:
-    """Ready-to-paste commands: register the MCP server with Claude Code (HTTP transport, the key as
-    a bearer header) and call the deployment with our CLI. Without `key`, a placeholder stands in."""
+    """Ready-to-paste commands of the channels the deployment serves: register the MCP server with
+    Claude Code (`mcp_command`: HTTP transport, the key as a bearer header) and call the deployment
+    with our CLI (`cli_command`). Without `key`, a placeholder stands in."""
     key = key or KEY_PLACEHOLDER
     name = deployment.name
-    example = (
-        " ".join(f"--input {shlex.quote(field + '=...')}" for field in _required_inputs(deployment))
-        or "--json '{}'"
-    )
-    return {
-        "mcp_command": (
-            f"claude mcp add --transport http {name} {deployment_mcp_url(name)} "
+    commands = {}
+    if "mcp" in deployment.channels:
+        commands["mcp_command"] = (
+            f"claude mcp add --transport http {name} {deployment_mcp_url(deployment)} "
             f"--header {shlex.quote(f'Authorization: Bearer {key}')}"
-        ),
-        "cli_command": (
+        )
+    if "cli" in deployment.channels:
+        example = (
+            " ".join(f"--input {shlex.quote(field + '=...')}" for field in _required_inputs(deployment))
+            or "--json '{}'"
+        )
+        commands["cli_command"] = (
             f"studio execute {name} --url {shlex.quote(settings.PUBLIC_URL)} "
             f"--key {shlex.quote(key)} {example}"
-        ),
-    }
+        )
+    return commands
+
+
+def deployment_reach(deployment: Deployment, *, key: str | None = None) -> dict[str, str]:
+    """The URLs and commands of the channels the deployment serves, and of those only: `api_url`
+    (api), `mcp_url` and `mcp_command` (mcp), `cli_command` (cli)."""
+    urls = {"api_url": deployment_api_url(deployment), "mcp_url": deployment_mcp_url(deployment)}
+    return {**{field: url for field, url in urls.items() if url}, **deployment_commands(deployment, key=key)}
 
 
 def _required_inputs(deployment: Deployment) -> list[str]:

@@ -131,8 +131,8 @@ async def workflow_describe(request, name: str):
             "version": deployment.pinned_version,
             "input_schema": pinned_input_schema(pinned),
             "output_schema": pinned_output_schema(pinned),
-            "api_url": deployment_api_url(deployment.name),
-            "mcp_url": deployment_mcp_url(deployment.name),
+            "api_url": deployment_api_url(deployment),
+            "mcp_url": deployment_mcp_url(deployment),
             "rate_limit_per_minute": deployment.rate_limit_per_minute,
         }
     )

@@ -9,6 +9,26 @@ from deployments.services import DEFAULT_RATE_LIMIT_PER_MINUTE
 NAME_HELP = "URL slug, unique across the instance: lowercase letters, digits and hyphens (1-63)."
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": list(CHANNELS)},
+                "minItems": 1,
+                "maxItems": len(CHANNELS),
+            },
+            {
+                "type": "object",
+                "properties": {channel: {"type": "boolean"} for channel in CHANNELS},
+                "additionalProperties": False,
+                "description": "Flags: the channels set to true are opened (at least one).",
+            },
+        ],
+        "description": "The channels to open: a list (`[\"api\", \"mcp\"]`) or flags "
+        "(`{\"api\": true, \"mcp\": false}`). Default: all.",
+    }
+)
 class ChannelsField(serializers.ListField):
     """The channels to open: a list (`["api", "mcp"]`) or flags (`{"api": true, "mcp": false}`)."""
 
@@ -22,6 +42,8 @@ class ChannelsField(serializers.ListField):
             unknown = sorted(set(data) - set(CHANNELS))
             if unknown:
                 raise serializers.ValidationError(f"Unknown channels: {', '.join(unknown)}.")
+            if not all(isinstance(enabled, bool) for enabled in data.values()):
+                raise serializers.ValidationError("Each channel flag must be true or false.")
             data = [channel for channel, enabled in data.items() if enabled is True]
         return list(dict.fromkeys(super().to_internal_value(data)))
 
@@ -44,12 +66,17 @@ class DeploySerializer(serializers.Serializer):
 
 
 class DeployResultSerializer(serializers.Serializer):
+    """The new deployment and how to reach it: only the channels it serves appear."""
+
     deployment_id = serializers.CharField()
     name = serializers.CharField()
-    api_url = serializers.CharField()
-    mcp_url = serializers.CharField()
-    mcp_command = serializers.CharField(help_text="Registers the MCP server with Claude Code.")
-    cli_command = serializers.CharField()
+    channels = serializers.ListField(child=serializers.CharField())
+    api_url = serializers.CharField(required=False, help_text="With the api channel.")
+    mcp_url = serializers.CharField(required=False, help_text="With the mcp channel.")
+    mcp_command = serializers.CharField(
+        required=False, help_text="With the mcp channel: registers the MCP server with Claude Code."
+    )
+    cli_command = serializers.CharField(required=False, help_text="With the cli channel.")
     api_key = serializers.CharField(help_text="Shown this once; only its hash is stored.")
 
 
@@ -82,8 +109,8 @@ class DeploymentReadSerializer(serializers.ModelSerializer):
     channels = serializers.ListField(child=serializers.CharField(), read_only=True)
     # Described, not an enum component: a named enum would collide with the API's other `status` enums.
     status = serializers.CharField(read_only=True, help_text="running or stopped.")
-    api_url = serializers.SerializerMethodField()
-    mcp_url = serializers.SerializerMethodField()
+    api_url = serializers.SerializerMethodField(help_text="null when the api channel is off.")
+    mcp_url = serializers.SerializerMethodField(help_text="null when the mcp channel is off.")
 
     class Meta:
         model = Deployment
@@ -108,11 +135,13 @@ class DeploymentReadSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_api_url(self, deployment) -> str:
-        return deployment_api_url(deployment.name)
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_api_url(self, deployment):
+        return deployment_api_url(deployment)
 
-    def get_mcp_url(self, deployment) -> str:
-        return deployment_mcp_url(deployment.name)
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_mcp_url(self, deployment):
+        return deployment_mcp_url(deployment)
 
 
 class DeploymentUsageSerializer(serializers.Serializer):
@@ -134,8 +163,8 @@ class DeploymentDetailSerializer(DeploymentReadSerializer):
     description = serializers.SerializerMethodField()
     input_schema = serializers.SerializerMethodField()
     output_schema = serializers.SerializerMethodField()
-    mcp_command = serializers.SerializerMethodField()
-    cli_command = serializers.SerializerMethodField()
+    mcp_command = serializers.SerializerMethodField(help_text="null when the mcp channel is off.")
+    cli_command = serializers.SerializerMethodField(help_text="null when the cli channel is off.")
     keys = serializers.SerializerMethodField()
     usage = serializers.SerializerMethodField()
 
@@ -165,11 +194,13 @@ class DeploymentDetailSerializer(DeploymentReadSerializer):
     def get_output_schema(self, deployment) -> dict:
         return pinned_output_schema(deployment.pinned)
 
-    def get_mcp_command(self, deployment) -> str:
-        return deployment_commands(deployment)["mcp_command"]
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_mcp_command(self, deployment):
+        return deployment_commands(deployment).get("mcp_command")
 
-    def get_cli_command(self, deployment) -> str:
-        return deployment_commands(deployment)["cli_command"]
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_cli_command(self, deployment):
+        return deployment_commands(deployment).get("cli_command")
 
     @extend_schema_field(DeploymentKeySerializer(many=True))
     def get_keys(self, deployment) -> list:

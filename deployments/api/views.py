@@ -15,14 +15,7 @@ from deployments.api.serializers import (
     NewKeySerializer,
 )
 from deployments.models import Deployment
-from deployments.selectors import (
-    deployment_api_url,
-    deployment_commands,
-    deployment_keys,
-    deployment_list,
-    deployment_mcp_url,
-    deployment_usage,
-)
+from deployments.selectors import deployment_keys, deployment_list, deployment_reach, deployment_usage
 from studio.api.parsing import validated
 from studio.api.permissions import RolePermission
 from studio.api.viewsets import OrgScopedViewSet
@@ -39,16 +32,16 @@ class DeployView(APIView):
     @extend_schema(request=DeploySerializer, responses={201: DeployResultSerializer}, tags=["deployments"])
     def post(self, request):
         """Deploys an agent or an orchestration, pinned to its current config: callable at once over
-        HTTP (`api_url`), MCP (`mcp_url`) and the CLI with `api_key`, which is shown this once. A
-        taken name is a 409 `name_taken`; without a name one is derived from the target's name."""
+        HTTP (`api_url`), MCP (`mcp_url`, `mcp_command`) and the CLI (`cli_command`) with `api_key`,
+        which is shown this once. Only the channels it serves (`channels`) appear. A taken name is a
+        409 `name_taken`; without a name one is derived from the target's name."""
         data = validated(DeploySerializer, request.data)
         deployment, secret = services.deployment_create(user=request.user, **data)
         body = {
             "deployment_id": deployment.pk,
             "name": deployment.name,
-            "api_url": deployment_api_url(deployment.name),
-            "mcp_url": deployment_mcp_url(deployment.name),
-            **deployment_commands(deployment, key=secret),
+            "channels": deployment.channels,
+            **deployment_reach(deployment, key=secret),
             "api_key": secret,
         }
         return Response(DeployResultSerializer(body).data, status=status.HTTP_201_CREATED)
@@ -92,7 +85,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
         }
         return DeploymentDetailSerializer(deployment, context=context).data
 
-    @extend_schema(responses=DeploymentDetailSerializer)
+    @extend_schema(responses={200: DeploymentDetailSerializer})
     def destroy(self, request, pk=None):
         """Stops the deployment: every channel answers 404 for it until it is started again. Its
         keys, runs and usage are kept."""
