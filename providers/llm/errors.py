@@ -37,9 +37,11 @@ _KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|key)-[\w*.\-]{6,}")
 
 def translate_error(exc: BaseException, *, api_key: str, timeout_s: float) -> LLMError:
     """The `LLMError` to report for `exc`, raised while calling a provider with `api_key`."""
-    if isinstance(exc, LLMError):
-        return exc
-    if _caused_by(exc, ResponseTooLarge):
+    # Ours already, or raised under the SDK (the transport refusing an address) and wrapped by it.
+    ours = _cause(exc, LLMError)
+    if ours is not None:
+        return ours
+    if _cause(exc, ResponseTooLarge) is not None:
         return ProviderError("response too large")
     if isinstance(exc, AUTH_ERRORS):
         return InvalidApiKey(f"the provider rejected the API key: {_reason(exc, api_key)}")
@@ -64,12 +66,13 @@ def redact(text: str, secret: str) -> str:
     return _KEY_LIKE.sub("[redacted]", text)
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+def _cause(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """`exc` or the first exception of `kind` in its chain of causes."""
     while exc is not None:
         if isinstance(exc, kind):
-            return True
+            return exc
         exc = exc.__cause__
-    return False
+    return None
 
 
 def _reason(exc: openai.APIStatusError | anthropic.APIStatusError, api_key: str) -> str:
