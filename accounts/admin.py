@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts.models import Organization, User
+from studio.admin import AuditedAdmin
 from studio.audit import audit_record
 
 
@@ -39,7 +40,7 @@ def activate(modeladmin, request, queryset):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedAdmin, admin.ModelAdmin):
     list_display = ["name", "slug", "plan_tier", "status", "created_at"]
     list_filter = ["status", "plan_tier"]
     search_fields = ["name", "slug"]
@@ -49,7 +50,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedAdmin, DjangoUserAdmin):
     ordering = ["email"]
     list_display = ["email", "name", "organization", "role", "status", "is_staff", "created_at"]
     list_filter = ["role", "status", "is_staff"]

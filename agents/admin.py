@@ -4,6 +4,7 @@ from django.contrib import admin
 from agents import services
 from agents.config import ConfigError
 from agents.models import Agent, AgentVersion
+from studio.admin import AuditedAdmin
 
 EDITABLE_FIELDS = ["name", "description", "agent_type", "status", "is_public", "config_yaml"]
 
@@ -60,7 +61,7 @@ class AgentAdminForm(forms.ModelForm):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(AuditedAdmin, admin.ModelAdmin):
     """Operators inspect and correct agents; a change goes through `agent_update`, so it is
     validated, versioned and audited like one made through the API. Agents are created and
     deleted through the API, where an organization and the in-use rule apply."""

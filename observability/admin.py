@@ -21,15 +21,15 @@ class AuditLogAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "organization",
-        "user",
+        "actor_email",
         "operation_type",
         "model_name",
         "record_id",
         "ip_address",
     ]
     list_filter = ["operation_type", "model_name"]
-    search_fields = ["record_id", "user__email", "organization__name"]
-    list_select_related = ["organization", "user"]
+    search_fields = ["record_id", "actor_email", "organization__name"]
+    list_select_related = ["organization"]
     date_hierarchy = "created_at"
 
 

@@ -15,15 +15,43 @@ def trace_id_default() -> str:
     return uuid.uuid4().hex
 
 
+class AuditLogIsAppendOnly(Exception):
+    """Raised on any attempt to change or delete an audit row: the trail is append-only."""
+
+
+class AuditLogQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AuditLogIsAppendOnly("audit rows are never updated")
+
+    def delete(self):
+        raise AuditLogIsAppendOnly("audit rows are never deleted")
+
+
 class AuditLog(models.Model):
-    """Who did what to which record. `changes` never holds secrets (redacted on write)."""
+    """Who did what to which record. `changes` never holds secrets (redacted on write).
+
+    Append-only, and it outlives its actors and organizations: the organization and user ids are
+    kept as written (no database constraint, nothing cascades or is set to null when they are
+    deleted) and the actor's email is a snapshot. Rows of a deleted user then show that email; a
+    deleted organization's rows stay visible to operators in the admin, with its id."""
 
     organization = models.ForeignKey(
-        "accounts.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "accounts.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    user = models.ForeignKey(  # the actor
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
+    actor_email = models.CharField(max_length=254, blank=True)
     model_name = models.CharField(max_length=80)
     operation_type = models.CharField(max_length=40)
     record_id = models.CharField(max_length=64, blank=True)
@@ -31,6 +59,8 @@ class AuditLog(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=256, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = AuditLogQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -41,6 +71,14 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation_type} {self.model_name} {self.record_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("audit rows are never updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogIsAppendOnly("audit rows are never deleted")
 
 
 class Run(models.Model):

@@ -4,6 +4,7 @@ from django.contrib import admin
 from agents.config import ConfigError
 from orchestrations.models import Orchestration
 from orchestrations.services import orchestration_config_parse
+from studio.admin import AuditedAdmin
 
 
 class OrchestrationAdminForm(forms.ModelForm):
@@ -32,7 +33,7 @@ class OrchestrationAdminForm(forms.ModelForm):
 
 
 @admin.register(Orchestration)
-class OrchestrationAdmin(admin.ModelAdmin):
+class OrchestrationAdmin(AuditedAdmin, admin.ModelAdmin):
     form = OrchestrationAdminForm
     list_display = ["name", "organization", "pattern", "status", "created_at"]
     list_filter = ["pattern", "status"]

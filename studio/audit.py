@@ -42,6 +42,7 @@ def audit_record(
     return apps.get_model("observability", "AuditLog").objects.create(
         organization_id=organization_id,
         user_id=getattr(actor, "pk", None),
+        actor_email=getattr(actor, "email", "") or "",  # kept when the actor's account is gone
         model_name=model_name or type(instance).__name__,
         operation_type=operation,
         record_id=record_id or (str(instance.pk) if instance is not None else ""),

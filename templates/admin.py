@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.db.models import Q
 
 from agents.config import ConfigError
+from studio.admin import AuditedAdmin
 from templates import services
 from templates.models import AgentTemplate, OrchestrationTemplate
 
@@ -100,7 +101,7 @@ class OrchestrationTemplateAdminForm(_TemplateAdminForm):
             self.add_error("agent_template_ids", f"Not an agent template {where}: {', '.join(missing)}")
 
 
-class _TemplateAdmin(admin.ModelAdmin):
+class _TemplateAdmin(AuditedAdmin, admin.ModelAdmin):
     """Operators curate templates; saves are validated and audited like every other change."""
 
     list_select_related = ["organization"]

@@ -7,7 +7,7 @@ from observability.models import AuditLog, Run, Span
 class AuditLogSerializer(serializers.ModelSerializer):
     organization_id = serializers.CharField(read_only=True)
     user_id = serializers.CharField(read_only=True, allow_null=True)
-    user_email = serializers.EmailField(source="user.email", read_only=True, default=None)
+    user_email = serializers.SerializerMethodField(help_text="The actor's email when they acted.")
 
     class Meta:
         model = AuditLog
@@ -25,6 +25,9 @@ class AuditLogSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_user_email(self, row) -> str | None:
+        return row.actor_email or None
 
 
 class BlankAsNullField(serializers.CharField):

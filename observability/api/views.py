@@ -39,7 +39,7 @@ def _choice_parameter(name: str, choices, default: str | None = None) -> OpenApi
 class AuditLogViewSet(mixins.ListModelMixin, OrgScopedViewSet):
     """The organization's audit trail, newest first (admin+)."""
 
-    queryset = AuditLog.objects.select_related("user")
+    queryset = AuditLog.objects.all()
     serializer_class = AuditLogSerializer
     filterset_class = AuditLogFilterSet
     read_role = "admin"
