@@ -1,8 +1,9 @@
 """The gateway: the only way the engine calls a model.
 
 For each call it resolves the provider config, reserves the call's maximum cost against the
-provider's and the agent's monthly budgets, calls the adapter, prices the answer, settles the
-reservations to the real cost and records an `llm` span with tokens and cost."""
+provider's and the agent's monthly budgets (a model without a price is refused when a budget has
+a limit), calls the adapter, prices the answer, settles the reservations to the real cost and
+records an `llm` span with tokens and cost."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from providers.llm.registry import create_adapter
 from providers.llm.types import (
     BudgetExceeded,
     Completion,
+    CompletionRequest,
     Delta,
     LLMCall,
     LLMError,
@@ -81,6 +83,7 @@ class _Prepared:
     settings: ProviderSettings
     model: str
     overrides: dict
+    price: pricing.ModelPrice | None  # at the time of the request, which is what the call costs
     holds: list[Hold]
     span: Span
 
@@ -145,7 +148,7 @@ class StudioGateway:
         not raised: it wrote nothing, so it need not roll back the writes it shares a batch with."""
         try:
             return self._reserve_and_open(call)
-        except (ProviderNotConfigured, BudgetExceeded) as refusal:
+        except (ProviderNotConfigured, BudgetExceeded, pricing.ModelNotPriced) as refusal:
             return refusal
 
     def _reserve_and_open(self, call: LLMCall) -> _Prepared:
@@ -153,12 +156,13 @@ class StudioGateway:
         config, provider = batch_cached(key, functools.partial(self._provider, call))
         overrides, config_id = (config.pricing_overrides, config.pk) if config else ({}, "")
         model = call.request.model or provider.default_model or MOCK_DEFAULT_MODEL
-        amount = pricing.max_cost(model, call.request, overrides)
+        price = pricing.find_price(model, overrides, provider_kind=provider.kind)
         budgets = []
         if config is not None:
             budgets.append(Budget(config.pk, config.budget_limit_usd, f"provider config '{config.name}'"))
         if call.agent_id:
             budgets.append(Budget(call.agent_id, call.agent_budget_limit_usd, f"agent {call.agent_id}"))
+        amount = _reservation(model, price, call.request, budgets)
         holds = budget_reserve(organization_id=self.run.organization_id, budgets=budgets, amount=amount)
         span = self.recorder.span_new(
             kind="llm",
@@ -175,14 +179,18 @@ class StudioGateway:
         )
         span.budget_holds = [hold.as_json() for hold in holds]
         row_insert(span)
-        return _Prepared(provider, model, overrides, holds, span)
+        return _Prepared(provider, model, overrides, price, holds, span)
 
     async def _finish(self, prepared: _Prepared, completion: Completion) -> Completion:
-        cost, known = pricing.price(completion.model or prepared.model, completion.usage, prepared.overrides)
+        price = prepared.price or self._answered_model_price(prepared, completion)
+        # An unpriced call is recorded at 0, not as "unknown": costs add up into runs, usage and
+        # budget counters, which stay numbers; the warning tells it apart. It only gets here when
+        # no budget limits it (see `_reservation`), so 0 lets no one past a limit.
+        cost = price.cost(completion.usage) if price else Decimal(0)
         warnings = (
             completion.warnings
-            if known
-            else (*completion.warnings, f"unknown model '{prepared.model}' priced at 0")
+            if price
+            else (*completion.warnings, f"model '{prepared.model}' has no price: its cost is recorded as 0")
         )
         close = self.recorder.span_closing(
             prepared.span.pk,
@@ -202,6 +210,14 @@ class StudioGateway:
         metrics.llm_call_completed(prepared.settings.kind, prepared.model, completion, cost)
         return dataclasses.replace(completion, cost_usd=cost, warnings=tuple(warnings))
 
+    @staticmethod
+    def _answered_model_price(prepared: _Prepared, completion: Completion) -> pricing.ModelPrice | None:
+        """The price of the model the provider says answered, when the asked one has none (an
+        alias or deployment name the provider resolved)."""
+        if not completion.model:
+            return None
+        return pricing.find_price(completion.model, prepared.overrides, provider_kind=prepared.settings.kind)
+
     async def _fail(self, prepared: _Prepared, exc: BaseException) -> None:
         cancelled = not isinstance(exc, Exception)
         code = getattr(exc, "code", "cancelled" if cancelled else "provider_error")
@@ -213,6 +229,24 @@ class StudioGateway:
         )
         await ledger_write(functools.partial(_settle_and_close, prepared.holds, Decimal(0), close))
         metrics.llm_call_failed(prepared.settings.kind, prepared.model, cancelled=cancelled)
+
+
+def _reservation(
+    model: str, price: pricing.ModelPrice | None, request: CompletionRequest, budgets: list[Budget]
+) -> Decimal:
+    """What a call holds on its budgets: its maximum cost. A call without a price could spend
+    without limit, so a budget with a limit refuses it before anything is sent."""
+    if price is not None:
+        return price.max_cost(request)
+    limited = [budget.label for budget in budgets if budget.limit is not None]
+    if limited:
+        raise pricing.ModelNotPriced(
+            f"Model '{model}' has no price, so the monthly budget of {' and '.join(limited)} cannot"
+            f" be enforced. Give it a price in USD per million tokens in the provider config's"
+            f' pricing_overrides, e.g. {{"{model}": {{"input": 2.5, "output": 10}}}}, or in'
+            " providers/pricing.yaml."
+        )
+    return Decimal(0)
 
 
 def _settle_and_close(holds: list[Hold], cost: Decimal, close_span: Callable[[], Any]) -> None:
