@@ -26,6 +26,8 @@ def field_json_schema(field: Mapping[str, Any]) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": _JSON_TYPES[field["type"]]}
     if field["type"] == "enum":
         schema["enum"] = list(field["enum_values"])
+    if field.get("items"):  # only a pattern's own array output describes its items (a plan's subtasks)
+        schema["items"] = dict(field["items"])
     if field.get("description"):
         schema["description"] = field["description"]
     return schema

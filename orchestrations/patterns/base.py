@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from agents.runtime.types import AgentError, AgentResult, AgentSpec, RunAgent
+from agents.runtime.types import AgentError, AgentResult, AgentSpec, RunAgent, internal_error
 from orchestrations.patterns.options import Errors, Option
 from providers.llm.types import Recorder
 
@@ -60,6 +60,17 @@ class Pattern:
     options: Mapping[str, Option] = field(default_factory=dict)
     # Checks across options (and against the agent count) once each option is valid.
     check: Callable[[Mapping[str, Any], int], Errors] | None = None
+    # The input fields callers give, for a pattern that does not hand the inputs to its first agent
+    # as they are (it fills that agent's first input with a brief of its own, or maps them).
+    caller_inputs: Callable[[Sequence[AgentSpec], Mapping[str, Any]], list[Mapping[str, Any]]] | None = None
+
+    def input_fields_for(
+        self, agents: Sequence[AgentSpec], config: Mapping[str, Any]
+    ) -> list[Mapping[str, Any]]:
+        """The input fields of an orchestration of this pattern: by default its first agent's."""
+        if self.caller_inputs is not None:
+            return self.caller_inputs(agents, config)
+        return input_fields(agents[0])
 
     def roles_for(self, agent_count: int) -> list[str]:
         """The role of each position when the orchestration has `agent_count` agents."""
@@ -97,6 +108,8 @@ class Step:
 
     span_id: str
     usage: Usage = field(default_factory=Usage)
+    # What the step learnt that its span should keep (e.g. the answer that made it fail).
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 class PatternRun:
@@ -134,9 +147,13 @@ class PatternRun:
         except asyncio.CancelledError:
             status = "cancelled"
             raise
-        except Exception as exc:
-            error = str(exc)
+        except AgentError as exc:
+            error = exc.message
             raise
+        except Exception as exc:  # a fault in the pattern itself: no detail leaves the server log
+            unexpected = internal_error(exc, what="The orchestration step")
+            error = unexpected.message
+            raise unexpected from exc
         finally:
             await recorder.span_close(
                 span_id,
@@ -145,6 +162,7 @@ class PatternRun:
                 input_tokens=step.usage.input_tokens,
                 output_tokens=step.usage.output_tokens,
                 cost_usd=step.usage.cost_usd,
+                attributes=step.attributes,
             )
 
     async def call(
@@ -169,7 +187,8 @@ class PatternRun:
         except Exception as exc:
             if essential or self.config["on_agent_error"] == "fail":
                 raise
-            self.errors[self.names[position]] = getattr(exc, "message", None) or str(exc)
+            error = exc if isinstance(exc, AgentError) else internal_error(exc, what="The agent")
+            self.errors[self.names[position]] = error.message
             return None
         self._usage.add(result)
         step.usage.add(result)
@@ -272,6 +291,12 @@ def undeclared_outputs(spec: AgentSpec, extra: Sequence[Mapping[str, Any]]) -> l
     """The extra output fields the agent's signature does not already declare."""
     declared = {f["name"] for f in output_fields(spec)}
     return [f for f in extra if f["name"] not in declared]
+
+
+def inputs_after_the_brief(agents: Sequence[AgentSpec], config: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The caller's input fields of a pattern whose first agent gets a brief in its first input
+    (`inputs_with_brief`): that agent's other inputs, which come from the caller by name."""
+    return input_fields(agents[0])[1:]
 
 
 def inputs_from(spec: AgentSpec, upstream: Mapping[str, Any]) -> dict[str, Any]:

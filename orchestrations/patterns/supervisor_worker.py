@@ -4,7 +4,8 @@ agents (the workers), the workers do them concurrently, and the supervisor combi
 `routing.mode`: `semantic` asks the supervisor to assign each subtask to a worker by the workers'
 descriptions, as a structured `subtasks` output `[{"worker": name, "task": text}]`; `round_robin`
 asks it only for `subtasks: [text]` and hands them to the workers in turn, without asking. At most
-`max_subtasks` subtasks run; entries naming no worker or no task are dropped.
+`max_subtasks` subtasks run; entries naming no worker or no task are dropped. A plan left with no
+subtask fails the run with 422 `invalid_plan`, the supervisor's answer kept on the plan span.
 
 Output: {"output": the supervisor's combined output, "subtasks": [{"worker", "task", "output"}]}
 Events: pattern.step {"step": "plan", "mode", "assignments": [{"worker", "task"}], "dropped": n}
@@ -40,11 +41,12 @@ async def execute(run: PatternRun) -> Output:
             extra_outputs=[_subtasks_field(run, mode)],
             essential=True,
         )
-    entries = plan.get(SUBTASKS)
-    entries = entries if isinstance(entries, list) else []
-    assignments = _assignments(run, entries, mode)
-    if not assignments:
-        raise AgentError("invalid_plan", "The supervisor assigned no subtask to any worker.", status=502)
+        entries = plan.get(SUBTASKS)
+        entries = entries if isinstance(entries, list) else []
+        assignments = _assignments(run, entries, mode)
+        if not assignments:
+            step.attributes["plan"] = plan  # the trace shows what the supervisor answered instead
+            raise _empty_plan(run, mode)
     await run.emit_step(
         "plan",
         mode=mode,
@@ -93,12 +95,35 @@ def _plan_instructions(run: PatternRun, mode: str) -> str:
 
 
 def _subtasks_field(run: PatternRun, mode: str) -> Mapping[str, Any]:
+    """The plan output, its items described by JSON Schema so that structured output (and the mock's
+    schema-derived answer) can only name real workers."""
     if mode == "round_robin":
         shape = "a list of strings, each one subtask"
+        items: dict[str, Any] = {"type": "string", "minLength": 1}
     else:
         names = ", ".join(run.names[1:])
         shape = f'a list of {{"worker": <one of: {names}>, "task": <what that worker must do>}}'
-    return {"name": SUBTASKS, "type": "array", "description": f"The subtasks: {shape}."}
+        items = {
+            "type": "object",
+            "properties": {
+                "worker": {"type": "string", "enum": list(run.names[1:])},
+                "task": {"type": "string", "minLength": 1},
+            },
+            "required": ["worker", "task"],
+            "additionalProperties": False,
+        }
+    return {"name": SUBTASKS, "type": "array", "items": items, "description": f"The subtasks: {shape}."}
+
+
+def _empty_plan(run: PatternRun, mode: str) -> AgentError:
+    """The model answered, but with nothing to do: a failed run (422), not a provider outage (502)."""
+    wanted = "a task" if mode == "round_robin" else f"a worker ({', '.join(run.names[1:])}) and a task"
+    return AgentError(
+        "invalid_plan",
+        f"The supervisor's plan assigned no subtask: no entry of `{SUBTASKS}` gave {wanted}. "
+        "Its answer is on the plan span of the run's trace.",
+        status=422,
+    )
 
 
 def _assignments(run: PatternRun, entries: list[Any], mode: str) -> list[Assignment]:

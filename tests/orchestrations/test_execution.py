@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from observability.models import Run, RunEvent, Span
 from observability.services import launch_run, run_cancel
 from orchestrations.execution import orchestration_run_new, orchestration_specs, orchestration_work
+from orchestrations.patterns import PATTERNS
 from providers.models import BudgetCounter
 from tests.fakes.behaviours import json_answer
 from tests.orchestrations.helpers import (
@@ -240,6 +241,72 @@ def test_supervisor_round_robin_hands_subtasks_to_the_workers_in_turn(auth_clien
     assert body["output"]["subtasks"][1]["output"] == {
         "answer": "answer: Inputs: task (string): The task two"
     }
+
+
+def test_a_supervisor_plan_with_no_subtask_fails_the_run_and_keeps_the_answer_on_the_plan_span(
+    auth_client, member
+):
+    org = member.organization
+    answer = {"answer": "I did it myself", "subtasks": [{"worker": "Nobody", "task": "Anything"}]}
+    lead = make_agent(org, "Lead", responses=[says(**answer)])
+    worker = make_agent(org, "Worker", inputs=["task"])
+    orchestration = make_orchestration(org, "supervisor_worker", [lead, worker])
+
+    response = execute(auth_client, orchestration, {"text": "Split me"})
+
+    # The supervisor answered: a failed run of this orchestration, not a 502 like a provider outage.
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_plan" and "Worker" in error["message"]
+    run = Run.objects.get(pk=error["fields"]["run_id"])
+    assert run.status == "failed" and run.error["code"] == "invalid_plan"
+    assert stored_events(run.pk)[-1].type == "run.failed"
+    plan_span = Span.objects.get(run=run, kind="pattern")
+    assert (plan_span.name, plan_span.status) == ("supervisor_worker.plan", "failed")
+    assert plan_span.attributes["plan"] == answer
+    assert Span.objects.get(run=run, kind="agent", agent_id=lead.pk).status == "completed"
+    assert not Span.objects.filter(run=run, agent_id=worker.pk).exists()
+
+
+# Every pattern in each of its modes, over agents that answer with the mock's schema-derived
+# output (nothing scripted): each structured decision the engine asks for must come out valid.
+EVERY_MODE = [
+    ("sequential", ""),
+    ("parallel", "max_concurrency: 1\n"),
+    ("supervisor_worker", ""),
+    ("supervisor_worker", "routing: {mode: round_robin}\n"),
+    ("router", ""),
+    ("router", "fallback: fail\n"),
+    ("ensemble", ""),
+    ("consensus", ""),
+    ("consensus", "threshold: unanimous\n"),
+    ("debate", "rounds: 1\n"),
+    ("handoff", ""),
+    ("handoff", "confidence_field: confidence\nmin_confidence: 0.5\n"),
+    ("blackboard", ""),
+]
+
+
+@pytest.mark.parametrize(("pattern", "config_yaml"), EVERY_MODE)
+def test_every_pattern_in_every_mode_runs_on_unscripted_mock_agents(
+    auth_client, member, pattern, config_yaml
+):
+    org = member.organization
+    count = PATTERNS[pattern].min_agents + 1
+    agents = [make_agent(org, f"Agent {n}", description=f"Expert number {n}") for n in range(1, count + 1)]
+    orchestration = make_orchestration(org, pattern, agents, config_yaml=config_yaml)
+
+    body = executed(auth_client, orchestration, {"text": "Plan the product launch"})
+
+    run_events(body)
+    assert_span_tree(Run.objects.get(pk=body["run_id"]))
+    names = [agent.name for agent in agents]
+    if pattern == "supervisor_worker":
+        assert body["output"]["subtasks"] and {s["worker"] for s in body["output"]["subtasks"]} <= set(
+            names[1:]
+        )
+    if pattern == "router":
+        assert body["output"]["specialist"] == names[1] and body["agents_executed"] == ids(*agents[:2])
 
 
 def test_router_sends_the_input_to_the_second_specialist_it_names(auth_client, member):

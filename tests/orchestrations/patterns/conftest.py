@@ -151,6 +151,7 @@ class RecordingRecorder:
     ) -> None:
         span = self.spans[span_id]
         span.status, span.error, span.input_tokens, span.cost_usd = status, error, input_tokens, cost_usd
+        span.attributes = {**span.attributes, **(attributes or {})}
 
     async def emit(self, type, *, agent_id=None, data) -> None:
         self.events.append((type, dict(data)))

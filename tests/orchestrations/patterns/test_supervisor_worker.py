@@ -1,5 +1,6 @@
 import pytest
 
+from agents.runtime.schema import signature_json_schema
 from agents.runtime.types import AgentError
 from tests.orchestrations.patterns.conftest import Reply, agent
 
@@ -103,11 +104,41 @@ async def test_supervisor_drops_unknown_workers_and_subtasks_beyond_the_limit(or
     assert orchestra.recorder.steps()[0]["dropped"] == 2
 
 
-async def test_supervisor_that_assigns_nothing_fails_the_run(orchestra):
-    script = {"lead": plan({"worker": "Intern", "task": "make coffee"})}
+async def test_supervisor_that_assigns_nothing_fails_the_run_with_its_answer_on_the_plan_span(orchestra):
+    answer = plan({"worker": "Intern", "task": "make coffee"})
 
     with pytest.raises(AgentError) as failure:
-        await orchestra.run("supervisor_worker", TEAM, script)
+        await orchestra.run("supervisor_worker", TEAM, {"lead": answer})
 
-    assert (failure.value.code, failure.value.status) == ("invalid_plan", 502)
+    # The model answered: not a 502, which would read like a provider outage.
+    assert (failure.value.code, failure.value.status) == ("invalid_plan", 422)
+    assert "Researcher, Writer" in failure.value.message
     assert orchestra.agents.ids() == ["lead"]
+    (plan_span,) = [span for span in orchestra.recorder.spans.values() if span.kind == "pattern"]
+    assert (plan_span.name, plan_span.status) == ("supervisor_worker.plan", "failed")
+    assert plan_span.attributes == {"mode": "semantic", "plan": answer}
+    assert plan_span.error == failure.value.message
+
+
+def plan_schema(orchestra) -> dict:
+    """The JSON Schema the supervisor's plan was asked for."""
+    (subtasks,) = orchestra.calls_of("lead")[0].spec.extra_outputs
+    return signature_json_schema([subtasks])["properties"]["subtasks"]
+
+
+async def test_the_semantic_plan_schema_allows_only_the_real_workers(orchestra):
+    script = {"lead": [plan({"worker": "Writer", "task": "t"}), {"answer": "ok"}]}
+
+    await orchestra.run("supervisor_worker", TEAM, script)
+
+    items = plan_schema(orchestra)["items"]
+    assert items["properties"]["worker"]["enum"] == ["Researcher", "Writer"]
+    assert items["required"] == ["worker", "task"]
+
+
+async def test_the_round_robin_plan_schema_asks_for_text_subtasks(orchestra):
+    script = {"lead": [plan("t"), {"answer": "ok"}]}
+
+    await orchestra.run("supervisor_worker", TEAM, script, config={"routing": {"mode": "round_robin"}})
+
+    assert plan_schema(orchestra)["items"] == {"type": "string", "minLength": 1}
