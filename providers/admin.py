@@ -70,6 +70,7 @@ class APIProviderConfigAdmin(admin.ModelAdmin):
         new_key = form.cleaned_data.get("new_api_key")
         if new_key:
             obj.api_key_encrypted, obj.key_hint = encrypt_secret(new_key), key_hint(new_key)
+            obj.pin_key_origin()  # a base URL changed here without a new key gets no key sent to it
             changes.update(api_key="changed", key_hint=obj.key_hint)
         if not change:
             obj.created_by = request.user

@@ -22,7 +22,6 @@ from observability.models import Span
 from observability.rows import row_insert
 from observability.writer import batch_cached, ledger_write
 from providers.budgets import Budget, Hold, budget_reserve, budget_settle
-from providers.crypto import decrypt_secret
 from providers.llm import pricing
 from providers.llm.registry import create_adapter
 from providers.llm.types import (
@@ -44,7 +43,7 @@ def provider_settings(config: APIProviderConfig) -> ProviderSettings:
     """What an adapter needs, with the key decrypted (keep it out of logs and errors)."""
     return ProviderSettings(
         kind=config.provider,
-        api_key=decrypt_secret(config.api_key_encrypted),
+        api_key=config.api_key_for_its_origin(),
         base_url=config.api_base_url or None,
         api_version=config.api_version or None,
         default_model=config.default_model or None,

@@ -6,13 +6,16 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from providers.crypto import decrypt_secret
 from providers.llm.types import PROVIDER_KINDS
+from providers.llm.urlsafety import url_origin
 from studio.ids import PrefixedIdField
 
 
 class APIProviderConfig(models.Model):
     """An account at an LLM provider. The key is stored encrypted (MultiFernet) and never shown:
-    only `key_hint`, its last four characters. `user` set = a personal config of that user."""
+    only `key_hint`, its last four characters. `user` set = a personal config of that user.
+    `key_origin` is where the key was given for: it is sent to that origin only."""
 
     Kind = models.TextChoices("Kind", [(kind, kind) for kind in PROVIDER_KINDS])
 
@@ -26,6 +29,9 @@ class APIProviderConfig(models.Model):
     api_key_encrypted = models.TextField(blank=True)
     key_hint = models.CharField(max_length=8, blank=True)
     api_base_url = models.CharField(max_length=500, blank=True)
+    key_origin = models.CharField(
+        max_length=520, blank=True, help_text="scheme://host:port of the base URL the key was given with."
+    )
     api_version = models.CharField(max_length=40, blank=True)
     default_model = models.CharField(max_length=120, blank=True)
     pricing_overrides = models.JSONField(default=dict, blank=True)
@@ -51,6 +57,17 @@ class APIProviderConfig(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.provider})"
+
+    def pin_key_origin(self) -> None:
+        """Record the base URL's origin as where the key goes (when the key is given with it)."""
+        self.key_origin = url_origin(self.api_base_url)
+
+    def api_key_for_its_origin(self) -> str:
+        """The decrypted key, or "" once the base URL points at another origin than the key was
+        given for (changed around the API: in the database, the admin): it is not sent there."""
+        if url_origin(self.api_base_url) != self.key_origin:
+            return ""
+        return decrypt_secret(self.api_key_encrypted)
 
 
 class BudgetCounter(models.Model):

@@ -1,7 +1,9 @@
 """Writes of provider configs: create, update, delete, validate, key rotation. Each one audits itself.
 
 A key is validated against the provider before it is stored, and leaves these functions only
-encrypted: callers, responses, audit rows and logs see its `key_hint` at most."""
+encrypted: callers, responses, audit rows and logs see its `key_hint` at most. A stored key is sent
+only to the origin (scheme, host, port) of the base URL it was given with: pointing the config at
+another origin takes the key again, in the same request."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from providers.llm.types import (
     UnsafeProviderUrl,
     ValidationResult,
 )
-from providers.llm.urlsafety import check_base_url_sync
+from providers.llm.urlsafety import check_base_url_sync, check_no_credentials, url_origin
 from providers.models import APIProviderConfig
 from studio.api.errors import ApiError
 from studio.api.permissions import has_role
@@ -92,10 +94,33 @@ def _check_storable(config: APIProviderConfig) -> None:
     if config.api_base_url:
         try:
             check_base_url_sync(config.api_base_url, allow_private=settings.ALLOW_PRIVATE_PROVIDER_URLS)
+            check_no_credentials(config.api_base_url)
         except LLMError as error:  # unsafe, or a host that does not resolve and so cannot be vetted
             raise ApiError(
                 400, UnsafeProviderUrl.code, error.message, fields={"api_base_url": [error.message]}
             ) from None
+
+
+def _moves_the_key(config: APIProviderConfig, candidate: APIProviderConfig) -> bool:
+    """Whether the change would send the stored key somewhere it was not given for: another origin
+    of the base URL, or (issue 11) another API version of an Azure deployment."""
+    if url_origin(candidate.api_base_url) != url_origin(config.api_base_url):
+        return True
+    return config.provider == "azure_openai" and candidate.api_version != config.api_version
+
+
+def _require_key_to_move(config: APIProviderConfig, candidate: APIProviderConfig) -> None:
+    if _moves_the_key(config, candidate):
+        message = (
+            "Changing the scheme, host or port of the base URL (or an Azure API version) needs the "
+            "API key in the same request: a stored key is only sent where it was given."
+        )
+        raise ApiError(
+            400,
+            "api_key_required",
+            message,
+            fields={"api_key": ["Required to change where the key is sent."]},
+        )
 
 
 def _validate_settings(provider: ProviderSettings) -> ValidationResult:
@@ -170,6 +195,7 @@ def provider_config_create(
         created_by=actor,
         **fields,
     )
+    config.pin_key_origin()
     _require_manage(actor, config)
     _require_validation_choice(actor, validate)
     _check_storable(config)
@@ -203,6 +229,11 @@ def provider_config_update(
     for name, value in fields.items():
         setattr(candidate, name, value)
     _check_storable(candidate)
+    if api_key is None and config.api_key_encrypted:
+        _require_key_to_move(config, candidate)  # the stored key keeps the origin it was given for
+    else:
+        candidate.pin_key_origin()  # the key given now goes where the config points
+        fields["key_origin"] = candidate.key_origin
     if validate and any(getattr(config, name) != getattr(candidate, name) for name in CONNECTION_FIELDS):
         _require_valid_key(candidate)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from providers.crypto import encrypt_secret, key_hint
+from providers.llm.urlsafety import url_origin
 from providers.models import APIProviderConfig
 
 
@@ -15,6 +16,7 @@ def make_provider_config(
         provider=provider,
         api_key_encrypted=encrypt_secret(api_key) if api_key else "",
         key_hint=key_hint(api_key or ""),
+        key_origin=url_origin(fields.get("api_base_url", "")),  # the key was given with this URL
         budget_limit_usd=Decimal(budget) if budget is not None else None,
         **fields,
     )
