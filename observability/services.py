@@ -9,6 +9,7 @@ import functools
 import itertools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -134,11 +135,14 @@ async def run_execute(run: Run, work: Work, *, name: str) -> tuple[Run, RunOutco
 
 
 def _describe_failure(exc: Exception) -> tuple[str, str, int]:
+    """The code, message and status of a failed run. Clients learn of an unexpected exception only
+    an error id; its detail goes to the server log under that id."""
     code = getattr(exc, "code", None)
     if isinstance(code, str) and getattr(exc, "message", None):
         return code, exc.message, getattr(exc, "status", 500)
-    logger.exception("Run failed unexpectedly")
-    return "internal_error", "The run failed unexpectedly.", 500
+    error_id = f"err-{uuid.uuid4().hex}"
+    logger.error("Run failed unexpectedly (error id %s)", error_id, exc_info=exc)
+    return "internal_error", f"The run failed unexpectedly (error id {error_id}).", 500
 
 
 async def _mark_running(run: Run, recorder: RunRecorder) -> None:

@@ -13,7 +13,7 @@ from agents.runtime.execution import Execution
 from agents.runtime.prompt import final_answer_request, opening_messages, output_fields
 from agents.runtime.schema import signature_json_schema
 from agents.runtime.structured import Outcome, accept_or_repair, ask_for_fields
-from agents.runtime.types import AgentError, AgentSpec
+from agents.runtime.types import AgentError, AgentSpec, internal_error
 from providers.llm.types import Message, ToolCall, ToolSpec
 
 _MAX_TOOL_NAME = 64  # the common limit of provider function names
@@ -108,10 +108,15 @@ async def _run_tool(execution: Execution, tool: Tool, call: ToolCall) -> str:
             span_id, status="failed", error=error.message, attributes={"code": error.code}
         )
         return _error_content(error.code, error.message)
-    except BaseException as exc:
-        status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
-        await recorder.span_close(span_id, status=status, error=str(exc) or type(exc).__name__)
+    except asyncio.CancelledError:
+        await recorder.span_close(span_id, status="cancelled", error="cancelled")
         raise
+    except Exception as exc:
+        error = internal_error(exc, what="The tool")
+        await recorder.span_close(
+            span_id, status="failed", error=error.message, attributes={"code": error.code}
+        )
+        raise error from exc
     execution.add_tool_usage(result)
     await recorder.span_close(
         span_id,

@@ -11,7 +11,7 @@ from agents.runtime.execution import Execution
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.strategies import STRATEGIES
 from agents.runtime.structured import Outcome
-from agents.runtime.types import AgentError, AgentResult, AgentSpec, CircuitBreaker, RunAgent
+from agents.runtime.types import AgentError, AgentResult, AgentSpec, CircuitBreaker, RunAgent, internal_error
 from providers.llm.types import Gateway, LLMError, Recorder
 
 # Failures that say nothing about the agent's health, so the circuit breaker does not count them.
@@ -29,7 +29,8 @@ async def run_agent(
     stream: bool = False,
 ) -> AgentResult:
     """Runs one agent execution under an `agent` span and returns its output and usage (tool agents
-    included); raises AgentError (an LLMError keeps its code and status; the deadline is provider_timeout)."""
+    included); raises AgentError (an LLMError keeps its code and status; the deadline is provider_timeout;
+    anything unexpected is internal_error, its detail only in the server log)."""
     started = time.perf_counter()
     async with recorder.batch():  # the span and the first event: one write
         span_id = await recorder.span_open(
@@ -63,9 +64,9 @@ async def run_agent(
         await recorder.emit("agent.failed", agent_id=spec.agent_id, data=data)
         raise
     except Exception as exc:
-        error = _as_agent_error(exc, timeout_s)
-        await _fail(execution, error or AgentError("internal_error", repr(exc), status=500), breaker)
-        if error is None or error is exc:
+        error = _as_agent_error(exc, timeout_s) or internal_error(exc, what="The agent")
+        await _fail(execution, error, breaker)
+        if error is exc:
             raise
         raise error from exc
     return await _succeed(execution, outcome, breaker, elapsed_ms=(time.perf_counter() - started) * 1000)

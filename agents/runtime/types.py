@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,19 @@ class AgentError(Exception):
         self.message = message
         self.status = status
         self.fields = dict(fields or {})
+
+
+def internal_error(exc: BaseException, *, what: str) -> AgentError:
+    """The AgentError reported for an unexpected exception: a generic message with an error id for
+    clients, spans and events; the exception itself goes to the server log under the same id."""
+    error_id = f"err-{uuid.uuid4().hex}"
+    logger.error("%s failed unexpectedly (error id %s)", what, error_id, exc_info=exc)
+    return AgentError(
+        "internal_error",
+        f"{what} failed unexpectedly (error id {error_id}).",
+        status=500,
+        fields={"error_id": error_id},
+    )
 
 
 class CircuitBreaker(Protocol):

@@ -95,7 +95,7 @@ class ProviderSettings:
     never log it, never put it in an error message."""
 
     kind: str
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)  # a settings object in a log or traceback hides it
     base_url: str | None = None
     api_version: str | None = None
     default_model: str | None = None

@@ -236,15 +236,21 @@ async def test_cancellation_closes_the_span_as_cancelled_and_propagates(make_spe
     recorder.assert_every_span_closed_once()
 
 
-async def test_an_unexpected_exception_fails_the_span_and_propagates(make_spec, gateway, recorder):
+async def test_an_unexpected_exception_fails_the_span_as_an_internal_error_without_its_text(
+    make_spec, gateway, recorder
+):
     def explode(call):
-        raise RuntimeError("bug")
+        raise RuntimeError("bug at secret-host:5432")
 
     gateway.script(AGENT, explode)
-    with pytest.raises(RuntimeError, match="bug"):
+    with pytest.raises(AgentError) as raised:
         await run(make_spec(), {"question": "q"}, gateway, recorder)
-    assert recorder.of_kind("agent")[0]["status"] == "failed"
-    assert recorder.events[-1]["data"]["code"] == "internal_error"
+    assert raised.value.code == "internal_error" and isinstance(raised.value.__cause__, RuntimeError)
+    error_id = raised.value.fields["error_id"]
+    [span] = recorder.of_kind("agent")
+    assert span["status"] == "failed" and error_id in span["error"] and "secret-host" not in span["error"]
+    data = recorder.events[-1]["data"]
+    assert data["code"] == "internal_error" and error_id in data["message"] and "secret" not in data["message"]
 
 
 async def test_streaming_emits_deltas_in_order_before_completing(make_spec, gateway, recorder):
