@@ -14,8 +14,9 @@ from agents.models import Agent
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.schema import signature_json_schema
 from agents.runtime.types import AgentSpec
-from orchestrations.execution import orchestration_specs, orchestration_work
+from orchestrations.execution import orchestration_inputs_check, orchestration_specs, orchestration_work
 from orchestrations.models import Orchestration
+from orchestrations.patterns import pattern_input_fields
 
 AGENT = "agent"
 ORCHESTRATION = "orchestration"
@@ -74,18 +75,16 @@ def pinned_description(pinned: Mapping[str, Any]) -> str:
     return (pinned["agent"] if pinned["kind"] == AGENT else pinned).get("description") or ""
 
 
-def _entry_spec(pinned: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The agent that receives a call's inputs: the agent, or the orchestration's first agent."""
-    return pinned["agent"] if pinned["kind"] == AGENT else pinned["agents"][0]
-
-
 def _input_fields(pinned: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
-    return _entry_spec(pinned)["config"]["signature"]["inputs"]
+    """The agent's input fields, or the orchestration's (its first agent's, as its pattern says)."""
+    if pinned["kind"] == AGENT:
+        return pinned["agent"]["config"]["signature"]["inputs"]
+    return pattern_input_fields(pinned["pattern"], _orchestration_specs(pinned), pinned["config"])
 
 
 def pinned_input_schema(pinned: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON Schema of a call's inputs: the agent's input fields. An orchestration takes its first
-    agent's fields and passes any other field on to its agents (mappings such as `input.audience`)."""
+    """JSON Schema of a call's inputs: the agent's or orchestration's input fields. An orchestration
+    passes any other field on to its agents (mappings such as `input.audience`)."""
     schema = signature_json_schema(_input_fields(pinned))
     if pinned["kind"] == ORCHESTRATION:
         schema["additionalProperties"] = True
@@ -102,13 +101,21 @@ def pinned_output_schema(pinned: Mapping[str, Any]) -> dict[str, Any]:
 
 def pinned_inputs_check(pinned: Mapping[str, Any], inputs: Any) -> dict[str, Any]:
     """The inputs conformed to the input schema; AgentError("invalid_input", 400) naming each problem."""
-    # An orchestration passes inputs beyond its first agent's signature on to the pattern.
-    return validate_inputs(_input_fields(pinned), inputs, allow_unknown=pinned["kind"] != AGENT)
+    if pinned["kind"] == AGENT:
+        return validate_inputs(_input_fields(pinned), inputs)
+    return orchestration_inputs_check(
+        pinned["pattern"], _orchestration_specs(pinned), pinned["config"], inputs
+    )
 
 
 def pinned_work(pinned: Mapping[str, Any], inputs: Mapping[str, Any], *, stream: bool = False):
     """The work of a run executing the pinned agent or orchestration (for `run_execute`)."""
     if pinned["kind"] == AGENT:
         return agent_work(spec_from_snapshot(pinned["agent"]), inputs, stream=stream)
-    specs = tuple(spec_from_snapshot(spec) for spec in pinned["agents"])
-    return orchestration_work(pinned["pattern"], specs, pinned["config"], inputs, stream=stream)
+    return orchestration_work(
+        pinned["pattern"], _orchestration_specs(pinned), pinned["config"], inputs, stream=stream
+    )
+
+
+def _orchestration_specs(pinned: Mapping[str, Any]) -> tuple[AgentSpec, ...]:
+    return tuple(spec_from_snapshot(spec) for spec in pinned["agents"])

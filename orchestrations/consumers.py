@@ -13,8 +13,8 @@ from orchestrations.models import Orchestration
 
 def _prepare(orchestration_id: str, organization_id: str, user, inputs):
     orchestration = Orchestration.objects.get(pk=orchestration_id, organization_id=organization_id)
-    inputs = orchestration_inputs_check(inputs)
     specs = orchestration_specs(orchestration)
+    inputs = orchestration_inputs_check(orchestration.pattern, specs, orchestration.config, inputs)
     run = run_store(orchestration_run_new(orchestration=orchestration, user=user, inputs=inputs))
     work = orchestration_work(orchestration.pattern, specs, orchestration.config, inputs, stream=True)
     return run, work, orchestration.name

@@ -3,18 +3,19 @@ concurrently wherever the pattern allows (REST execute and WebSocket streams sha
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agents.breakers import CacheCircuitBreaker
 from agents.execution import agent_spec, run_summary
 from agents.models import Agent
+from agents.runtime.inputs import validate_inputs
 from agents.runtime.runner import bind_run_agent
 from agents.runtime.types import AgentError, AgentSpec
 from observability.models import Run
 from observability.services import RunOutcome, run_execute, run_new
 from orchestrations.models import Orchestration
-from orchestrations.patterns import PatternContext, run_pattern
+from orchestrations.patterns import PatternContext, pattern_input_fields, run_pattern
 from providers.aio import run_sync
 from providers.gateway import StudioGateway
 
@@ -32,10 +33,13 @@ def orchestration_specs(orchestration: Orchestration) -> tuple[AgentSpec, ...]:
     return tuple(agent_spec(agents[agent_id]) for agent_id in orchestration.agent_ids)
 
 
-def orchestration_inputs_check(inputs: Any) -> dict[str, Any]:
-    if not isinstance(inputs, Mapping):
-        raise AgentError("invalid_input", "The input must be a JSON object.", status=400)
-    return dict(inputs)
+def orchestration_inputs_check(
+    pattern: str, specs: Sequence[AgentSpec], config: Mapping[str, Any], inputs: Any
+) -> dict[str, Any]:
+    """The inputs conformed to the orchestration's input fields (its first agent's, as the pattern
+    says): REST, WebSocket, deployments and MCP all check them here, before any run exists;
+    AgentError("invalid_input", 400) names each problem. Other fields pass on to the pattern."""
+    return validate_inputs(pattern_input_fields(pattern, specs, config), inputs, allow_unknown=True)
 
 
 def orchestration_work(
@@ -91,8 +95,8 @@ def orchestration_run_new(
 
 def orchestration_execute(*, user, orchestration: Orchestration, inputs: Any) -> dict[str, Any]:
     """`POST /api/orchestrations/{id}/execute`: one recorded run of the orchestration."""
-    inputs = orchestration_inputs_check(inputs)
     specs = orchestration_specs(orchestration)
+    inputs = orchestration_inputs_check(orchestration.pattern, specs, orchestration.config, inputs)
     run = orchestration_run_new(orchestration=orchestration, user=user, inputs=inputs)
     work = orchestration_work(orchestration.pattern, specs, orchestration.config, inputs)
     run, outcome = run_sync(run_execute, run, work, name=orchestration.name)

@@ -6,7 +6,7 @@ config, the inputs, a RunAgent and a Recorder in a `PatternContext` and await `r
 
 from orchestrations.patterns.base import Pattern, PatternContext, PatternResult
 from orchestrations.patterns.config import validate_pattern_config
-from orchestrations.patterns.registry import PATTERNS, pattern_list
+from orchestrations.patterns.registry import PATTERNS, pattern_input_fields, pattern_list
 from orchestrations.patterns.run import run_pattern
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Pattern",
     "PatternContext",
     "PatternResult",
+    "pattern_input_fields",
     "pattern_list",
     "run_pattern",
     "validate_pattern_config",

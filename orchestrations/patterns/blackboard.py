@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrations.patterns.base import Output, Pattern, PatternRun, inputs_with_brief
+from orchestrations.patterns.base import (
+    Output,
+    Pattern,
+    PatternRun,
+    inputs_after_the_brief,
+    inputs_with_brief,
+)
 from orchestrations.patterns.options import Number
 
 DONE = "done"
@@ -81,5 +87,6 @@ PATTERN = Pattern(
     max_agents=10,
     roles=("controller", "contributor", "..."),
     execute=execute,
+    caller_inputs=inputs_after_the_brief,
     options={"max_iterations": Number(1, 50, default=5, integer=True)},
 )

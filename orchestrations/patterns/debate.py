@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrations.patterns.base import Output, Pattern, PatternRun, inputs_with_brief
+from orchestrations.patterns.base import (
+    Output,
+    Pattern,
+    PatternRun,
+    inputs_after_the_brief,
+    inputs_with_brief,
+)
 from orchestrations.patterns.options import Number
 
 WINNER = "winner"
@@ -96,5 +102,6 @@ PATTERN = Pattern(
     max_agents=5,
     roles=("debater", "...", "judge"),
     execute=execute,
+    caller_inputs=inputs_after_the_brief,
     options={"rounds": Number(1, 10, default=2, integer=True)},
 )

@@ -16,12 +16,12 @@ Events: pattern.step {"step": "step", "position": n, "agent": name} as each agen
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.runtime.types import AgentError
-from orchestrations.patterns.base import Output, Pattern, PatternRun, inputs_from
+from agents.runtime.types import AgentError, AgentSpec
+from orchestrations.patterns.base import Output, Pattern, PatternRun, input_fields, inputs_from
 from orchestrations.patterns.options import FIELD_NAME, Errors, error
 
 INPUT_PREFIX = "input."
@@ -89,6 +89,20 @@ class InputMapping:
         return dict(entry)
 
 
+def _caller_inputs(agents: Sequence[AgentSpec], config: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The first agent's inputs, unless the mapping fills them; and each orchestration input a
+    mapping reads (the first agent's sources all read the input), typed as the input it fills."""
+    mapping = config["mapping"] or []
+    fields = {} if mapping and mapping[0] else {f["name"]: f for f in input_fields(agents[0])}
+    for position, entry in enumerate(mapping):
+        targets = {f["name"]: f for f in input_fields(agents[position])}
+        for target, source in (entry or {}).items():
+            if target in targets and (position == 0 or source.startswith(INPUT_PREFIX)):
+                name = source.removeprefix(INPUT_PREFIX)
+                fields.setdefault(name, {**targets[target], "name": name, "required": True})
+    return list(fields.values())
+
+
 def _check(config: Mapping[str, Any], agent_count: int) -> Errors:
     mapping = config["mapping"] or []
     if len(mapping) > agent_count:
@@ -106,4 +120,5 @@ PATTERN = Pattern(
     execute=execute,
     options={"mapping": InputMapping()},
     check=_check,
+    caller_inputs=_caller_inputs,
 )
