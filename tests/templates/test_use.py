@@ -8,7 +8,6 @@ import pytest
 from agents.config import load_yaml, parse_agent_config
 from agents.execution import agent_test_run
 from agents.models import Agent
-from agents.services import agent_update
 from observability.models import AuditLog, Run
 from orchestrations.execution import orchestration_execute
 from orchestrations.models import Orchestration
@@ -195,26 +194,6 @@ def test_config_yaml_with_provider_rewrites_flow_style_sections_too():
 # --- orchestrations ------------------------------------------------------------------------------
 
 
-def _script_supervisor(member, made) -> None:
-    """The mock derives `subtasks` as strings, which name no worker; semantic routing needs a
-    supervisor that names workers, so its answers are scripted (they serve both plan and combine)."""
-    supervisor, *workers = [entry.agent for entry in made.agents]
-    answer = {
-        "subtasks": [
-            {"worker": workers[0].name, "task": "Estimate the market size."},
-            {"worker": workers[2].name, "task": "Check the claim that the market doubled."},
-        ],
-        "answer": "The market is large and growing.",
-        "key_findings": ["It grew 20% last year."],
-        "open_questions": [],
-        "confidence": "medium",
-    }
-    section = {"provider": "mock", "model": "mock-1", "responses": [{"response": answer}]}
-    agent_update(
-        user=member, agent=supervisor, config_yaml=config_yaml_with_provider(supervisor.config_yaml, section)
-    )
-
-
 def _check_output(slug: str, output: dict, made) -> None:
     names = [entry.agent.name for entry in made.agents]
     if slug == "content-pipeline":
@@ -223,11 +202,10 @@ def _check_output(slug: str, output: dict, made) -> None:
     elif slug == "document-insights":
         assert set(output["outputs"]) == set(names)
     elif slug == "research-team":
-        assert [(s["worker"], s["task"]) for s in output["subtasks"]] == [
-            (names[1], "Estimate the market size."),
-            (names[3], "Check the claim that the market doubled."),
-        ]
-        assert output["output"]["answer"] == "The market is large and growing."
+        # The mock's plan follows the plan schema: one subtask, for the first worker it lists.
+        (subtask,) = output["subtasks"]
+        assert subtask["worker"] == names[1] and subtask["task"].startswith("task: ")
+        assert output["output"]["answer"].startswith("answer: ")
     elif slug == "support-desk":
         assert output["specialist"] == names[1]  # the derived route_to is the first specialist
     elif slug == "code-review-panel":
@@ -264,9 +242,6 @@ def test_every_official_orchestration_template_makes_a_runnable_orchestration(me
     agents = Agent.objects.filter(pk__in=orchestration.agent_ids)
     assert agents.count() == len(template.agent_template_ids)  # one new agent per position
     assert all(entry.provider.fallback and entry.provider.kind == "mock" for entry in made.agents)
-    if slug == "research-team":
-        _script_supervisor(member, made)
-
     first = parse_agent_config(AGENTS[ORCHESTRATIONS[slug]["agents"][0]]["config_yaml"])
     result = orchestration_execute(user=member, orchestration=orchestration, inputs=sample_inputs(first))
 
@@ -276,9 +251,9 @@ def test_every_official_orchestration_template_makes_a_runnable_orchestration(me
     _check_output(slug, result["output"], made)
 
 
-# Positions that run, where not all do: the router and its pick; the supervisor and the workers
+# Positions that run, where not all do: the router and its pick; the supervisor and the worker
 # it assigned.
-EXECUTED = {"support-desk": [0, 1], "research-team": [0, 1, 3]}
+EXECUTED = {"support-desk": [0, 1], "research-team": [0, 1]}
 
 
 def test_orchestration_use_names_roles_counts_downloads_and_audits(member, official):
