@@ -57,29 +57,27 @@ def _not_found(name: str) -> DeploymentRefused:
 def deployment_admit(*, name: str, key: str | None, channel: str) -> Deployment:
     """The running deployment `name` if `key` is one of its active keys and it serves `channel`.
 
-    Unknown or stopped: 404 `not_found`; not served on this channel: 404 `channel_off`. Otherwise a
-    missing, wrong or revoked key (or a key of another deployment): 401. A suspended organization:
-    403. The hot path is one query."""
+    The key is checked first, and a caller without one of the deployment's keys learns nothing of
+    it: a missing key is 401 `not_authenticated`, any other (wrong, revoked, another deployment's)
+    401 `invalid_api_key`, whether or not a deployment of that name exists. With a key: stopped is
+    404 `not_found`; not served on this channel 404 `channel_off`; a suspended organization 403.
+    The hot path is one query."""
     matched: DeploymentKey | None = None
     if looks_like_key(key):
         candidates = DeploymentKey.objects.select_related("deployment__organization").filter(
             deployment__name=name, prefix=key_prefix(key), revoked_at__isnull=True
         )
         matched = next((row for row in candidates if key_matches(key, row.key_hash)), None)
-    deployment = (
-        matched.deployment
-        if matched is not None
-        else Deployment.objects.select_related("organization").filter(name=name).first()
-    )
-    if deployment is None or not deployment.is_running:
+    if matched is None:
+        message = "A deployment key is required." if not key else "The deployment key is not valid."
+        raise DeploymentRefused(401, "invalid_api_key" if key else "not_authenticated", message)
+    deployment = matched.deployment
+    if not deployment.is_running:
         raise _not_found(name)
     if channel_of(channel) not in deployment.channels:
         raise DeploymentRefused(
             404, "channel_off", f"The {channel_of(channel)} channel of deployment {name!r} is off."
         )
-    if matched is None:
-        message = "A deployment key is required." if not key else "The deployment key is not valid."
-        raise DeploymentRefused(401, "invalid_api_key" if key else "not_authenticated", message)
     if deployment.organization.is_suspended:
         raise DeploymentRefused(403, "organization_suspended", "The organization is suspended.")
     now = timezone.now()

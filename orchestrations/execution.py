@@ -22,7 +22,9 @@ from providers.gateway import StudioGateway
 
 def orchestration_specs(orchestration: Orchestration) -> tuple[AgentSpec, ...]:
     """The orchestration's agents as the runtime sees them, in the orchestration's order."""
-    agents = Agent.objects.in_bulk(orchestration.agent_ids)
+    # Only the orchestration's own organization: a stored id of another's agent is as good as missing.
+    own = Agent.objects.filter(organization_id=orchestration.organization_id)
+    agents = own.in_bulk(orchestration.agent_ids)
     missing = [agent_id for agent_id in orchestration.agent_ids if agent_id not in agents]
     if missing:
         raise AgentError(

@@ -82,8 +82,8 @@ async def test_a_channel_that_is_off_answers_404_saying_it_is_off(admin_user):
     assert api.json()["error"]["message"] == "The api channel of deployment 'mcp-only' is off."
     cli = await client.get("/workflows/mcp-only", headers={**bearer(key), "X-Studio-Channel": "cli"})
     assert cli.status_code == 404 and "cli channel" in cli.json()["error"]["message"]
-    unknown = await client.get("/workflows/no-such-bot", headers=bearer(key))
-    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    unknown = await client.get("/workflows/no-such-bot", headers=bearer(key))  # names cannot be probed
+    assert unknown.status_code == 401 and unknown.json()["error"]["code"] == "invalid_api_key"
 
     _, key = await sync_to_async(deploy)(admin_user, name="api-only", channels=["api"])
     async with httpx.AsyncClient(

@@ -184,7 +184,7 @@ async def test_mcp_refuses_bad_keys_and_unknown_or_stopped_deployments(daphne_se
     url, key = deployed["mcp_url"], deployed["api_key"]
     assert await sync_to_async(mcp_status)(url, None) == 401
     assert await sync_to_async(mcp_status)(url, key[:-3] + "xyz") == 401
-    assert await sync_to_async(mcp_status)(f"{daphne_server.url}/mcp/no-such-bot", key) == 404
+    assert await sync_to_async(mcp_status)(f"{daphne_server.url}/mcp/no-such-bot", key) == 401  # no probing
     # The official client gives up at once with the HTTP status (inside its task group).
     with pytest.raises(ExceptionGroup) as refused:
         await mcp_session_call(url, "sk_deploy_wrongwrongwrong")

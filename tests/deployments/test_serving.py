@@ -119,9 +119,9 @@ async def test_a_key_of_deployment_a_does_not_open_deployment_b(client, admin_us
     assert (await execute(client, "bot-a", key_a)).status_code == 200
 
 
-async def test_unknown_and_stopped_deployments_are_404_until_started(client, deployed, admin_user):
+async def test_stopped_deployments_are_404_until_started(client, deployed, admin_user):
     deployment, key = deployed
-    assert (await execute(client, "no-such-bot", key)).status_code == 404
+    assert (await execute(client, "no-such-bot", key)).status_code == 401  # an unknown name: a wrong key
     await sync_to_async(deployment_stop)(user=admin_user, deployment=deployment)
     stopped = await execute(client, "support", key)
     assert stopped.status_code == 404 and error_code(stopped) == "not_found"

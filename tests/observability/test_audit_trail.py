@@ -142,7 +142,10 @@ def test_templates_deleted_with_the_admin_bulk_action_are_audited(browser, organ
 def test_deleting_the_acting_user_keeps_their_rows_with_their_email(browser, organization):
     admin = make_user(organization, role="admin", email="acting-admin@example.com")
     target = make_user(organization, role="member")
-    assert client_for(admin).patch(f"/api/users/{target.pk}", {"role": "viewer"}, format="json").status_code == 200
+    assert (
+        client_for(admin).patch(f"/api/users/{target.pk}", {"role": "viewer"}, format="json").status_code
+        == 200
+    )
 
     deleted = browser.post(f"/admin/accounts/user/{admin.pk}/delete/", {"post": "yes"})
     assert deleted.status_code == 302 and not User.objects.filter(pk=admin.pk).exists()
@@ -151,13 +154,16 @@ def test_deleting_the_acting_user_keeps_their_rows_with_their_email(browser, org
     assert row.user_id == admin.pk and row.actor_email == "acting-admin@example.com"
     owner = make_user(organization, role="owner")
     listed = client_for(owner).get("/api/audit", {"operation_type": "update"}).json()["results"]
-    assert [(r["record_id"], r["user_id"], r["user_email"]) for r in listed if r["record_id"] == target.pk] == [
-        (target.pk, admin.pk, "acting-admin@example.com")
-    ]
+    assert [
+        (r["record_id"], r["user_id"], r["user_email"]) for r in listed if r["record_id"] == target.pk
+    ] == [(target.pk, admin.pk, "acting-admin@example.com")]
 
 
 def test_deleting_an_organization_keeps_its_audit_rows(browser, operator, organization, owner, member):
-    assert client_for(owner).patch(f"/api/users/{member.pk}", {"role": "viewer"}, format="json").status_code == 200
+    assert (
+        client_for(owner).patch(f"/api/users/{member.pk}", {"role": "viewer"}, format="json").status_code
+        == 200
+    )
     before = AuditLog.objects.filter(organization_id=organization.pk).count()
     assert before >= 1
 
@@ -174,7 +180,10 @@ def test_deleting_an_organization_keeps_its_audit_rows(browser, operator, organi
 
 
 def test_audit_rows_cannot_be_changed_or_deleted(browser, owner, member):
-    assert client_for(owner).patch(f"/api/users/{member.pk}", {"role": "viewer"}, format="json").status_code == 200
+    assert (
+        client_for(owner).patch(f"/api/users/{member.pk}", {"role": "viewer"}, format="json").status_code
+        == 200
+    )
     (row,) = rows("update", member.pk)
 
     row.changes = {"role": "nothing happened"}
