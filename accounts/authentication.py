@@ -9,6 +9,12 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 
+NO_ORGANIZATION = (
+    "This account belongs to no organization, so it cannot use the API (it can still sign in to "
+    "/admin/). Give it an organization in the admin, or create operators with "
+    "`manage.py createoperator --email … --org …`."
+)
+
 
 class OrganizationSuspended(PermissionDenied):
     default_detail = "Your organization is suspended."
@@ -16,11 +22,20 @@ class OrganizationSuspended(PermissionDenied):
 
 
 def active_user(user_id: str) -> User:
-    """The user behind a token, refused at once when removed, deactivated or suspended."""
+    """The user behind a token, refused at once when removed, deactivated or suspended. An account
+    without an organization (`createsuperuser` makes one) is refused with one clear error, at
+    login as on every request, rather than let in to be denied everything for reasons that
+    contradict each other."""
     user = User.objects.select_related("organization").filter(pk=user_id).first()
     if user is None or not user.is_active:
         raise AuthenticationFailed("This account is not active.", code="account_inactive")
-    if user.organization is not None and user.organization.is_suspended:
+    if user.organization is None:
+        # Imported here: DRF imports this module while loading its settings, which the errors
+        # module needs first.
+        from studio.api.errors import ApiError
+
+        raise ApiError(403, "no_organization", NO_ORGANIZATION)
+    if user.organization.is_suspended:
         raise OrganizationSuspended()
     return user
 

@@ -7,6 +7,7 @@ import logging
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils.text import slugify
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
@@ -115,6 +116,44 @@ def _count_failure(keys: list[str]) -> None:
             window_hit(key, window_s=settings.LOGIN_FAILURE_WINDOW_S)
     except RateLimitUnavailable:
         logger.warning("Login failure not counted (cache down)")
+
+
+@transaction.atomic
+def operator_create(*, email: str, password: str, org: str, name: str = "") -> User:
+    """An operator: staff and superuser (the admin) and owner of the organization whose slug or
+    name is `org` (the API), which is created when there is none."""
+    email, org = email.strip().lower(), org.strip()
+    if User.objects.filter(email=email).exists():
+        raise ApiError(409, "email_taken", "An account with this email already exists.")
+    named = list(Organization.objects.filter(Q(slug=org) | Q(name=org))[:2])
+    if len(named) > 1:
+        raise ApiError(409, "ambiguous_organization", f"Several organizations are named {org!r}: use a slug.")
+    organization = named[0] if named else Organization.objects.create(name=org, slug=_unique_slug(org))
+    operator = User.objects.create_user(
+        email,
+        password,
+        name=name.strip(),
+        role=User.Role.OWNER,
+        organization=organization,
+        is_staff=True,
+        is_superuser=True,
+    )
+    if not named:
+        audit_record(
+            actor=operator,
+            organization_id=organization.pk,
+            operation="create",
+            instance=organization,
+            changes={"name": organization.name, "slug": organization.slug},
+        )
+    audit_record(
+        actor=operator,
+        organization_id=organization.pk,
+        operation="create",
+        instance=operator,
+        changes={"email": operator.email, "role": operator.role, "is_staff": True, "is_superuser": True},
+    )
+    return operator
 
 
 def token_refresh(*, refresh: str) -> dict[str, str]:
