@@ -1,7 +1,14 @@
 from django.contrib import admin, messages
+from django.db.models import Max
+from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import re_path
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
 
 from deployments import services
 from deployments.models import Deployment, DeploymentKey
+from studio.admin_links import record_link
 
 
 class DeploymentKeyInline(admin.TabularInline):
@@ -30,6 +37,9 @@ def _set_status(modeladmin, request, queryset, change) -> None:
     modeladmin.message_user(request, f"{changed} deployment(s) changed.", messages.SUCCESS)
 
 
+STATUS_CHANGES = {"stop": services.deployment_stop, "start": services.deployment_start}
+
+
 @admin.action(description="Stop selected deployments")
 def stop(modeladmin, request, queryset):
     _set_status(modeladmin, request, queryset, services.deployment_stop)
@@ -49,10 +59,10 @@ class DeploymentAdmin(admin.ModelAdmin):
         "name",
         "organization",
         "status",
-        "agent",
-        "orchestration",
-        "pinned_version",
-        "created_at",
+        "target",
+        "channel_list",
+        "version",
+        "last_used",
     ]
     list_filter = ["status", "organization"]
     list_select_related = ["organization", "agent", "orchestration"]
@@ -77,6 +87,40 @@ class DeploymentAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
     inlines = [DeploymentKeyInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(last_used_at=Max("keys__last_used_at"))
+
+    @admin.display(description="serves")
+    def target(self, deployment):
+        return record_link(deployment.target_id, str(deployment.agent or deployment.orchestration))
+
+    @admin.display(description="version", ordering="pinned_version")
+    def version(self, deployment):
+        return deployment.pinned_version
+
+    @admin.display(description="channels")
+    def channel_list(self, deployment):
+        return ", ".join(deployment.channels) or "-"
+
+    @admin.display(description="last used", ordering="last_used_at", empty_value="never")
+    def last_used(self, deployment):
+        return deployment.last_used_at
+
+    def get_urls(self):
+        status_change = self.admin_site.admin_view(self.status_change_view)
+        pattern = r"^(?P<object_id>.+)/(?P<change>stop|start)/$"
+        return [re_path(pattern, status_change, name="deployments_deployment_status"), *super().get_urls()]
+
+    @method_decorator(require_POST)
+    def status_change_view(self, request, object_id, change):
+        """The Stop/Start button of a deployment's page (deployments/templates/admin/deployments/
+        deployment/change_form.html): the same audited change as the list's actions."""
+        deployment = self.get_object(request, object_id)
+        if deployment is None or not self.has_view_permission(request, deployment):
+            raise Http404
+        _set_status(self, request, [deployment], STATUS_CHANGES[change])
+        return redirect("admin:deployments_deployment_change", deployment.pk)
 
     def has_add_permission(self, request):
         return False

@@ -1,10 +1,14 @@
 from django import forms
 from django.contrib import admin
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from agents.config import ConfigError
+from agents.models import Agent
 from orchestrations.models import Orchestration
 from orchestrations.services import orchestration_config_parse
 from studio.admin import AuditedAdmin
+from studio.admin_links import record_link
 
 
 class OrchestrationAdminForm(forms.ModelForm):
@@ -39,4 +43,13 @@ class OrchestrationAdmin(AuditedAdmin, admin.ModelAdmin):
     list_filter = ["pattern", "status"]
     search_fields = ["name", "description", "organization__name"]
     list_select_related = ["organization"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "agents", "created_at", "updated_at"]
+
+    @admin.display(description="agents (links)")
+    def agents(self, orchestration):
+        names = Agent.objects.in_bulk(orchestration.agent_ids)
+        links = [
+            record_link(agent_id, f"{names[agent_id]} ({agent_id})" if agent_id in names else None)
+            for agent_id in orchestration.agent_ids
+        ]
+        return format_html_join(mark_safe("<br>"), "{}", ((link,) for link in links)) or "-"

@@ -4,6 +4,7 @@ from django.contrib import admin
 from observability.recorder import jsonable
 from providers.crypto import encrypt_secret, key_hint
 from providers.models import APIProviderConfig, BudgetCounter
+from studio.admin_links import name_of, record_link
 from studio.audit import audit_record
 
 
@@ -107,10 +108,29 @@ def _audit_deletion(request, config: APIProviderConfig) -> None:
 class BudgetCounterAdmin(admin.ModelAdmin):
     """Monthly spend and in-flight reservations, read-only: only the gateway moves them."""
 
-    list_display = ["subject", "month", "organization", "spent_usd", "reserved_usd"]
+    list_display = ["subject_link", "month", "organization", "spent", "reserved"]
     list_filter = ["month"]
     list_select_related = ["organization"]
     search_fields = ["subject", "organization__name"]
+    fields = ["subject_link", "month", "organization", "spent_usd", "reserved_usd"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        # A subject is a provider config or an agent: its name, for a whole list page in one query.
+        subject_name = name_of("subject", "providers.APIProviderConfig", "agents.Agent")
+        return super().get_queryset(request).annotate(subject_name=subject_name)
+
+    @admin.display(description="subject", ordering="subject_name")
+    def subject_link(self, counter):
+        return record_link(counter.subject, counter.subject_name)
+
+    @admin.display(description="spent (USD)", ordering="spent_usd")
+    def spent(self, counter):
+        return f"{counter.spent_usd:.6f}"
+
+    @admin.display(description="reserved (USD)", ordering="reserved_usd")
+    def reserved(self, counter):
+        return f"{counter.reserved_usd:.6f}"
 
     def has_add_permission(self, request):
         return False

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import User
 from deployments.models import Deployment
@@ -47,3 +51,39 @@ def test_stop_and_start_actions_change_status_and_are_audited(browser, operator,
     stops = AuditLog.objects.filter(operation_type="stop", user=operator)
     assert sorted(stops.values_list("record_id", flat=True)) == sorted([first.pk, second.pk])
     assert AuditLog.objects.filter(operation_type="start", record_id=first.pk, user=operator).exists()
+
+
+def test_a_deployments_own_page_stops_and_starts_it_audited(browser, operator, admin_user):
+    deployment, _ = deploy(admin_user, name="paged")
+    page_url = f"/admin/deployments/deployment/{deployment.pk}/change/"
+    stop_url = f"/admin/deployments/deployment/{deployment.pk}/stop/"
+    start_url = f"/admin/deployments/deployment/{deployment.pk}/start/"
+    page = browser.get(page_url).content.decode()
+    assert f'action="{stop_url}"' in page and "Stop deployment" in page
+
+    assert browser.get(stop_url).status_code == 405  # a link followed by accident changes nothing
+    stopped = browser.post(stop_url)
+    assert stopped.status_code == 302 and stopped["Location"] == page_url
+    assert Deployment.objects.get(pk=deployment.pk).status == "stopped"
+    page = browser.get(page_url).content.decode()
+    assert f'action="{start_url}"' in page and "Start deployment" in page
+    assert browser.post(start_url).status_code == 302
+    assert Deployment.objects.get(pk=deployment.pk).status == "running"
+    audited = AuditLog.objects.filter(record_id=deployment.pk, user=operator)
+    assert sorted(audited.values_list("operation_type", flat=True)) == ["start", "stop"]
+    assert browser.post("/admin/deployments/deployment/deploy-unknown/stop/").status_code == 404
+
+
+def test_the_list_shows_channels_what_is_served_and_when_a_key_was_last_used(browser, admin_user):
+    used, _ = deploy(admin_user, name="used", channels=["api", "cli"])
+    deploy(admin_user, name="unused")
+    used.keys.update(last_used_at=timezone.make_aware(dt.datetime(2026, 5, 4, 3, 2)))
+    html = browser.get("/admin/deployments/deployment/").content.decode()
+    rows = {
+        name: row
+        for row in re.findall(r"<tr.*?</tr>", html, re.S)
+        for name in re.findall(r">(\w+)</a></th>", row)
+    }
+    assert "api, cli" in rows["used"] and "May 4, 2026" in rows["used"]
+    assert "api, mcp, cli" in rows["unused"] and "never" in rows["unused"]
+    assert f'href="/admin/agents/agent/{used.agent_id}/change/"' in rows["used"]

@@ -128,3 +128,15 @@ def test_budget_counters_are_read_only(operator_browser, config):
         == 403
     )
     assert BudgetCounter.objects.filter(pk=counter.pk).exists()
+
+
+def test_budget_counters_name_their_subject_with_a_link(operator_browser, config):
+    from tests.observability.factories import make_agent
+
+    agent = make_agent(config.organization, "Refund Helper")
+    for subject in (config.pk, agent.pk, "agent-deleted-since"):
+        BudgetCounter.objects.create(organization=config.organization, subject=subject, month=current_month())
+    html = operator_browser.get("/admin/providers/budgetcounter/").content.decode()
+    assert f'<a href="/admin/providers/apiproviderconfig/{config.pk}/change/">Claude</a>' in html
+    assert f'<a href="/admin/agents/agent/{agent.pk}/change/">Refund Helper</a>' in html
+    assert "agent-deleted-since" in html
