@@ -14,6 +14,28 @@ from tests.accounts.factories import make_organization, make_user
 pytest_plugins = ["tests.fakes.fixtures"]
 
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Every cache key this pytest process writes starts with it (each test's own prefix, the live
+# server's, and the one in force between tests), so the suite can remove what it wrote from a
+# Redis it shares with other runs, and check at the end that nothing escaped.
+CACHE_PREFIX = f"test-{uuid.uuid4().hex[:8]}"
+LIVE_CACHE_PREFIX = f"{CACHE_PREFIX}-live"  # every live server's (tests/live.py)
+
+
+def _redis():
+    """A raw client of the suite's Redis (None on the local-memory cache, which dies with the
+    process): the cache handler itself may point at a broken Redis while a test tears down."""
+    import redis
+    from django.conf import settings
+
+    return redis.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+
+
+def delete_cache_keys(client, prefix: str) -> list[bytes]:
+    """Deletes the keys under `prefix` and returns them."""
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    return keys
 
 
 @pytest.fixture(scope="session")
@@ -38,14 +60,33 @@ def _close_async_test_connections(django_db_setup):
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _redis_client():
+    """Keys written between tests carry the suite's prefix too; at the end none may be left."""
+    from django.conf import settings
+
+    settings.CACHES["default"]["KEY_PREFIX"] = CACHE_PREFIX
+    client = _redis()
+    yield client
+    if client is not None:
+        delete_cache_keys(client, f"{LIVE_CACHE_PREFIX}:")  # the live servers' (all stopped by now)
+        left = delete_cache_keys(client, CACHE_PREFIX)
+        assert not left, f"the suite left {len(left)} keys in Redis, e.g. {left[:5]}"
+
+
 @pytest.fixture(autouse=True)
-def _test_settings(request, settings):
-    """A fresh cache namespace per test (counters never leak between tests or xdist workers) and
-    a fast password hasher except where argon2 itself is under test."""
+def _test_settings(request, settings, _redis_client):
+    """A fresh cache namespace per test (counters never leak between tests or xdist workers),
+    removed from Redis when the test ends, and a fast password hasher except where argon2
+    itself is under test."""
     default = settings.CACHES["default"]
-    settings.CACHES = {"default": {**default, "KEY_PREFIX": f"t{uuid.uuid4().hex[:12]}"}}
+    prefix = f"{CACHE_PREFIX}-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = {"default": {**default, "KEY_PREFIX": prefix}}
     if "argon2" not in request.keywords:
         settings.PASSWORD_HASHERS = FAST_HASHERS
+    yield
+    if _redis_client is not None:
+        delete_cache_keys(_redis_client, f"{prefix}:")
 
 
 @pytest.fixture(autouse=True)
@@ -131,11 +172,14 @@ def other_client(other_org_owner):
 
 
 @pytest.fixture(scope="session")
-def daphne_server(django_db_setup, django_db_blocker):
+def daphne_server(django_db_setup, django_db_blocker, _redis_client):
     """A real daphne process serving the app on the test database (use with `transactional_db`)."""
     from tests.live import DaphneServer
 
+    env = {
+        "STUDIO_ALLOW_PRIVATE_PROVIDER_URLS": "1",
+    }
     with django_db_blocker.unblock():
-        server = DaphneServer(extra_env={"STUDIO_ALLOW_PRIVATE_PROVIDER_URLS": "1"})
+        server = DaphneServer(extra_env=env)
     yield server
     server.stop()

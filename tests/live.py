@@ -11,6 +11,8 @@ from pathlib import Path
 
 from django.db import connection
 
+from tests.conftest import LIVE_CACHE_PREFIX
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,6 +39,9 @@ class DaphneServer:
             **os.environ,
             "DATABASE_URL": _database_url(),
             "STUDIO_PUBLIC_URL": self.url,
+            # Its cache keys under the prefix the suite removes at its end (tests/conftest.py).
+            "DJANGO_SETTINGS_MODULE": "tests.live_settings",
+            "STUDIO_TEST_CACHE_PREFIX": LIVE_CACHE_PREFIX,
             **(extra_env or {}),
         }
         self.log = open(ROOT / "var" / f"daphne-{self.port}.log", "w")  # noqa: SIM115
