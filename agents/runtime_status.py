@@ -1,16 +1,18 @@
-"""Runtime monitoring: how each agent of an organization is doing, from its run records, its
-circuit breaker (in the shared cache) and its monthly budget counter.
+"""Runtime monitoring: how each agent of an organization is doing, from its executions (its
+`agent` spans, in any run: its own, an orchestration's, a deployment's, another agent's tool call),
+its circuit breaker (in the shared cache) and its monthly budget counter.
 
 Health rule, first match wins (`agent_health`):
 
     unhealthy  the circuit breaker is open: calls to the agent are refused until the cool-down ends
     degraded   the breaker is half-open (probing after the cool-down), or success_rate_24h < 0.9
-    idle       no run of the agent was created in the last 24 hours
+    idle       it did no work in the last 24 hours: no execution of it started, or only cancelled ones
     healthy    otherwise
 
-success_rate_24h = completed / (completed + failed) over the agent's runs created in the last 24
-hours (cancelled and unfinished runs count for neither; null when none finished), so an agent
-with only running runs is healthy, not degraded."""
+runs_24h counts the runs it took part in since 24 hours ago. success_rate_24h = completed /
+(completed + failed) over its executions started in that window (cancelled and unfinished ones
+count for neither; null when none finished), so an agent whose only execution is still running is
+healthy, not degraded, and one whose only execution was cancelled is idle, not healthy."""
 
 from __future__ import annotations
 
@@ -39,20 +41,30 @@ BREAKER_STATES = ("closed", "half_open", "open")
 MONEY = DecimalField(max_digits=20, decimal_places=10)
 
 
-def agent_health(*, breaker: str, runs_24h: int, success_rate_24h: float | None) -> str:
-    """The health rule of the module docstring."""
+def agent_health(*, breaker: str, worked_24h: int, success_rate_24h: float | None) -> str:
+    """The health rule of the module docstring; `worked_24h` counts the executions of the window
+    that were not cancelled."""
     if breaker == "open":
         return "unhealthy"
     if breaker == "half_open" or (success_rate_24h is not None and success_rate_24h < DEGRADED_BELOW):
         return "degraded"
-    if runs_24h == 0:
+    if worked_24h == 0:
         return "idle"
     return "healthy"
+
+
+def _health(breaker: str, stats: dict) -> str:
+    worked = stats.get("completed", 0) + stats.get("failed", 0) + stats.get("running", 0)
+    return agent_health(breaker=breaker, worked_24h=worked, success_rate_24h=success_rate(stats))
 
 
 def success_rate(stats: dict | None) -> float | None:
     finished = (stats or {}).get("completed", 0) + (stats or {}).get("failed", 0)
     return None if finished == 0 else stats["completed"] / finished
+
+
+def _latest(*moments: dt.datetime | None) -> dt.datetime | None:
+    return max((moment for moment in moments if moment is not None), default=None)
 
 
 def runtime_agent_list(*, organization_id: str) -> QuerySet:
@@ -103,20 +115,20 @@ def runtime_agent_rows(
     for agent in agents:
         found = stats.get(agent["id"], {})
         rate = success_rate(found)
-        runs = found.get("runs", 0)
         rows.append(
             {
                 "id": agent["id"],
                 "name": agent["name"],
-                "status": agent_health(breaker=breakers[agent["id"]], runs_24h=runs, success_rate_24h=rate),
+                "status": _health(breakers[agent["id"]], found),
                 "agent_status": agent["status"],
-                "last_heartbeat": agent["last_heartbeat"],
+                # Its own runs (of any age), or a later execution within another run.
+                "last_heartbeat": _latest(agent["last_heartbeat"], found.get("last_seen")),
                 "circuit_breaker_state": breakers[agent["id"]],
                 "budget_used": agent["budget_used"],
                 "budget_limit": _money(agent["budget_limit"]),
                 "success_rate_24h": None if rate is None else round(rate, 4),
                 "p95_latency_ms_24h": found.get("p95_latency_ms"),
-                "runs_24h": runs,
+                "runs_24h": found.get("runs", 0),
                 "failures_24h": found.get("failed", 0),
             }
         )
@@ -133,14 +145,7 @@ def runtime_status(*, organization_id: str, now: dt.datetime | None = None) -> d
     since = (now or timezone.now()) - HEALTH_WINDOW
     stats = agent_run_stats(organization_id=organization_id, since=since, latency=False)
     breakers = breaker_states(ids) if ids else {}
-    health = [
-        agent_health(
-            breaker=breakers[agent_id],
-            runs_24h=stats.get(agent_id, {}).get("runs", 0),
-            success_rate_24h=success_rate(stats.get(agent_id)),
-        )
-        for agent_id in ids
-    ]
+    health = [_health(breakers[agent_id], stats.get(agent_id, {})) for agent_id in ids]
     return {
         "active_runs": counts[Run.Status.RUNNING],
         "pending_tasks": counts[Run.Status.QUEUED],
@@ -178,14 +183,14 @@ class _OrganizationCollector:
         )
         success = GaugeMetricFamily(
             "studio_runtime_agent_success_rate_24h",
-            "Completed / finished runs, last 24h.",
+            "Completed / finished executions, last 24h.",
             labels=["agent_id"],
         )
         latency = GaugeMetricFamily(
-            "studio_runtime_agent_p95_latency_ms_24h", "p95 run latency, last 24h.", labels=["agent_id"]
+            "studio_runtime_agent_p95_latency_ms_24h", "p95 execution latency, last 24h.", labels=["agent_id"]
         )
         runs = GaugeMetricFamily(
-            "studio_runtime_agent_runs_24h", "Runs created, last 24h.", labels=["agent_id"]
+            "studio_runtime_agent_runs_24h", "Runs it took part in, last 24h.", labels=["agent_id"]
         )
         used = GaugeMetricFamily(
             "studio_runtime_agent_budget_used_usd", "Spend this month.", labels=["agent_id"]

@@ -26,6 +26,7 @@ from django.db.models import (
     FloatField,
     Func,
     IntegerField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -105,16 +106,17 @@ def percentiles_in_sql(queryset: QuerySet) -> bool:
 
 
 def grouped_percentile(
-    queryset: QuerySet, *, group_by: str, field: str, fraction: float
+    queryset: QuerySet, *, group_by: str, field: str, fraction: float, newest_first: str = "-created_at"
 ) -> dict[Any, float | None]:
     """{group: percentile of `field`} over the rows of `queryset` (nulls ignored), in one query:
-    `percentile_cont` on PostgreSQL, else over a capped sample (the newest rows) in Python."""
+    `percentile_cont` on PostgreSQL, else over a capped sample (the newest rows by `newest_first`)
+    in Python."""
     rows = queryset.filter(**{f"{field}__isnull": False}).order_by()
     if percentiles_in_sql(queryset):
         grouped = rows.values(group_by).annotate(p=PercentileCont(field, fraction=fraction))
         return {row[group_by]: row["p"] for row in grouped}
     values: dict[Any, list[float]] = defaultdict(list)
-    sample = rows.order_by("-created_at").values_list(group_by, field)[:PERCENTILE_SAMPLE_CAP]
+    sample = rows.order_by(newest_first).values_list(group_by, field)[:PERCENTILE_SAMPLE_CAP]
     for group, value in sample:
         values[group].append(value)
     return {group: percentile(found, fraction) for group, found in values.items()}
@@ -386,33 +388,31 @@ def usage_for_agent(
 def agent_run_stats(
     *, organization_id: str, since: dt.datetime, agent_ids: Sequence[str] | None = None, latency: bool = True
 ) -> dict[str, dict]:
-    """{agent_id: {runs, completed, failed, p95_latency_ms}} of the runs created since `since`
-    (two queries, one without `latency`). `agent_ids` None means every agent of the organization."""
-    runs = Run.objects.filter(organization_id=organization_id, created_at__gte=since).exclude(agent_id="")
+    """{agent_id: {runs, completed, failed, running, last_seen, p95_latency_ms}} from the agent's
+    executions (its `agent` spans) started since `since`, in any run: its own, an orchestration's, a
+    deployment's, another agent's tool call. `runs` counts the runs it took part in; completed, failed
+    and running count its executions (two queries, one without `latency`; the spans' organization,
+    kind, started_at index). `agent_ids` None means every agent of the organization."""
+    spans = Span.objects.filter(organization_id=organization_id, kind=Span.Kind.AGENT, started_at__gte=since)
     if agent_ids is not None:
-        runs = runs.filter(agent_id__in=list(agent_ids))
+        spans = spans.filter(agent_id__in=list(agent_ids))
     rows = (
-        runs.order_by()
+        spans.exclude(agent_id="")
+        .order_by()
         .values("agent_id")
         .annotate(
-            runs=Count("*"),
-            completed=Count("status", filter=Q(status=Run.Status.COMPLETED)),
-            failed=Count("status", filter=Q(status=Run.Status.FAILED)),
+            runs=Count("run_id", distinct=True),
+            completed=Count("id", filter=Q(status="completed")),
+            failed=Count("id", filter=Q(status="failed")),
+            running=Count("id", filter=Q(status="running")),
+            last_seen=Max(Coalesce("ended_at", "started_at")),
         )
     )
-    stats = {
-        row["agent_id"]: {
-            "runs": row["runs"],
-            "completed": row["completed"],
-            "failed": row["failed"],
-            "p95_latency_ms": None,
-        }
-        for row in rows
-    }
+    stats = {row.pop("agent_id"): {**row, "p95_latency_ms": None} for row in rows}
     if latency and stats:
-        finished = runs.filter(completed_at__isnull=False)
+        finished = spans.filter(ended_at__isnull=False)
         for agent_id, value in grouped_percentile(
-            finished, group_by="agent_id", field="execution_time_ms", fraction=0.95
+            finished, group_by="agent_id", field="duration_ms", fraction=0.95, newest_first="-started_at"
         ).items():
             if agent_id in stats:
                 stats[agent_id]["p95_latency_ms"] = value

@@ -13,11 +13,46 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agents.breakers import POLICY, CacheCircuitBreaker
 from agents.runtime_status import agent_health
+from observability.models import Run, Span
 from providers.budgets import current_month
 from providers.models import BudgetCounter
 from tests.observability.factories import make_agent, run, save
+from tests.orchestrations.helpers import make_agent as orchestration_agent
+from tests.orchestrations.helpers import make_orchestration, says
 
 pytestmark = pytest.mark.django_db
+
+
+def with_agent_spans(*runs: Run) -> list[Run]:
+    """Saves the runs and gives each run of an agent that started the `agent` span a real execution
+    records, with the run's status and timing (a queued run has not started: no span yet)."""
+    saved = save(*runs)
+    Span.objects.bulk_create(
+        agent_span(row, row.agent_id, status=row.status)
+        for row in saved
+        if row.agent_id and row.status != Run.Status.QUEUED
+    )
+    return saved
+
+
+def agent_span(row: Run, agent_id: str, *, status: str) -> Span:
+    """An execution of the agent within `row`: its span started when the run did."""
+    ended = (
+        None
+        if status == "running"
+        else row.created_at + dt.timedelta(milliseconds=row.execution_time_ms or 0)
+    )
+    return Span(
+        run=row,
+        organization_id=row.organization_id,
+        kind=Span.Kind.AGENT,
+        name="agent",
+        agent_id=agent_id,
+        status=status,
+        started_at=row.created_at,
+        ended_at=ended,
+        duration_ms=None if ended is None else row.execution_time_ms,
+    )
 
 
 def open_breaker(agent_id: str) -> None:
@@ -35,7 +70,7 @@ def fleet(viewer, other_org_owner):
     steady = make_agent(org, "Steady", budget_limit_usd=2.5)
     flaky = make_agent(org, "Flaky")
     sleepy = make_agent(org, "Sleepy")
-    save(
+    with_agent_spans(
         *(
             run(org, at=now - dt.timedelta(minutes=10 + i), agent_id=broken.pk, status="failed")
             for i in range(5)
@@ -60,7 +95,7 @@ def fleet(viewer, other_org_owner):
         organization=org, subject=steady.pk, month=current_month() - dt.timedelta(days=40), spent_usd=9
     )
     theirs = make_agent(other_org_owner.organization, "Theirs")
-    save(run(other_org_owner.organization, agent_id=theirs.pk, status="running"))
+    with_agent_spans(run(other_org_owner.organization, agent_id=theirs.pk, status="running"))
     return broken, steady, flaky, sleepy
 
 
@@ -77,10 +112,12 @@ def test_runtime_agents_reflect_breakers_records_and_budgets(viewer_client, flee
     assert rows["Broken"]["budget_limit"] == 5 and rows["Broken"]["budget_used"] == 0
 
     assert rows["Steady"]["status"] == "healthy" and rows["Steady"]["circuit_breaker_state"] == "closed"
-    assert rows["Steady"]["success_rate_24h"] == 1 and rows["Steady"]["runs_24h"] == 12
+    # Its 10 finished runs and the running one; the queued run has not started.
+    assert rows["Steady"]["success_rate_24h"] == 1 and rows["Steady"]["runs_24h"] == 11
     assert rows["Steady"]["p95_latency_ms_24h"] == pytest.approx(955)  # 100..1000 ms, interpolated
     assert rows["Steady"]["budget_used"] == 1.25 and rows["Steady"]["budget_limit"] == 2.5
     assert rows["Steady"]["last_heartbeat"]  # its newest run (queued just now)
+    assert rows["Flaky"]["runs_24h"] == 11 and rows["Flaky"]["failures_24h"] == 2  # one cancelled
 
     assert rows["Flaky"]["status"] == "degraded" and rows["Flaky"]["success_rate_24h"] == 0.8
     assert rows["Flaky"]["budget_limit"] is None
@@ -113,7 +150,7 @@ def test_a_successful_call_closes_the_breaker_again(viewer_client, fleet):
 
 
 @pytest.mark.parametrize(
-    "breaker, runs, rate, health",
+    "breaker, worked, rate, health",
     [
         ("open", 10, 1.0, "unhealthy"),
         ("open", 0, None, "unhealthy"),
@@ -121,12 +158,70 @@ def test_a_successful_call_closes_the_breaker_again(viewer_client, fleet):
         ("half_open", 0, None, "degraded"),
         ("closed", 10, 0.89, "degraded"),
         ("closed", 10, 0.9, "healthy"),
-        ("closed", 2, None, "healthy"),  # only unfinished runs
-        ("closed", 0, None, "idle"),
+        ("closed", 2, None, "healthy"),  # only unfinished executions
+        ("closed", 0, None, "idle"),  # none, or only cancelled ones
     ],
 )
-def test_the_health_rule(breaker, runs, rate, health):
-    assert agent_health(breaker=breaker, runs_24h=runs, success_rate_24h=rate) == health
+def test_the_health_rule(breaker, worked, rate, health):
+    assert agent_health(breaker=breaker, worked_24h=worked, success_rate_24h=rate) == health
+
+
+def runtime_row(client, agent) -> dict:
+    return next(row for row in client.get("/api/runtime/agents").json()["results"] if row["id"] == agent.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("llm_clients_closed")
+def test_agents_that_ran_only_inside_an_orchestration_are_counted(auth_client, member):
+    org = member.organization
+    lead = orchestration_agent(org, "Lead", responses=[says(answer="ok", route_to="Billing")])
+    billing = orchestration_agent(org, "Billing")
+    shipping = orchestration_agent(org, "Shipping")
+    orchestration = make_orchestration(org, "router", [lead, billing, shipping])
+    executed = auth_client.post(
+        f"/api/orchestrations/{orchestration.pk}/execute", {"input": {"text": "Refund?"}}, format="json"
+    )
+    assert executed.status_code == 200, executed.content
+
+    for agent in (lead, billing):
+        row = runtime_row(auth_client, agent)
+        assert (row["status"], row["runs_24h"], row["success_rate_24h"]) == ("healthy", 1, 1.0)
+        assert row["failures_24h"] == 0 and row["last_heartbeat"] and row["p95_latency_ms_24h"] is not None
+    untouched = runtime_row(auth_client, shipping)
+    assert (untouched["status"], untouched["runs_24h"], untouched["last_heartbeat"]) == ("idle", 0, None)
+    status = auth_client.get("/api/runtime/status").json()
+    assert status["active_agents"] == 2 and status["agents_by_health"]["healthy"] == 2
+
+
+def test_an_agent_whose_only_run_was_cancelled_is_idle(viewer_client, viewer):
+    agent = make_agent(viewer.organization, "Stopped")
+    with_agent_spans(run(viewer.organization, agent_id=agent.pk, status="cancelled"))
+
+    row = runtime_row(viewer_client, agent)
+
+    assert (row["status"], row["runs_24h"], row["success_rate_24h"]) == ("idle", 1, None)
+    assert viewer_client.get("/api/runtime/status").json()["agents_by_health"]["idle"] == 1
+
+
+def test_an_agent_that_failed_within_runs_that_completed_is_degraded(viewer_client, viewer):
+    """Under on_agent_error=continue an orchestration completes although one of its agents failed:
+    the agent's health follows its own executions, not the runs' outcome."""
+    org = viewer.organization
+    agent = make_agent(org, "Fragile")
+    runs = save(*(run(org, kind="orchestration") for _ in range(3)))
+    Span.objects.bulk_create(
+        [
+            agent_span(runs[0], agent.pk, status="completed"),
+            agent_span(runs[1], agent.pk, status="failed"),
+            agent_span(runs[2], agent.pk, status="failed"),
+            agent_span(runs[2], agent.pk, status="completed"),  # called twice in that run
+        ]
+    )
+
+    row = runtime_row(viewer_client, agent)
+
+    assert (row["status"], row["runs_24h"], row["failures_24h"]) == ("degraded", 3, 2)
+    assert row["success_rate_24h"] == 0.5
 
 
 def families(response) -> dict:
@@ -185,7 +280,7 @@ def test_runtime_query_counts_are_constant(viewer_client, viewer, django_assert_
     now = timezone.now()
     for index in range(n):
         agent = make_agent(viewer.organization, f"A{index:02}", budget_limit_usd=1)
-        save(
+        with_agent_spans(
             *(run(viewer.organization, at=now - dt.timedelta(minutes=i), agent_id=agent.pk) for i in range(3))
         )
         BudgetCounter.objects.create(
