@@ -252,7 +252,7 @@ def deployments_list(args) -> int:
         params = {"limit": 100, **({"status": args.status} if args.status else {})}
         page = _checked(client.get("/api/deployments", params=params))
     rows = [
-        (d["name"], d["status"], d["kind"], d.get("pinned_version") or "", d["api_url"])
+        (d["name"], d["status"], d["kind"], d.get("pinned_version") or "", d.get("api_url") or "-")
         for d in page["results"]
     ]
     widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(HEADERS)]

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served by the app (pinned, works offline)
     "channels",
     "studio",
     "accounts",
@@ -200,9 +201,15 @@ SPECTACULAR_SETTINGS = {
         "OrganizationStatusEnum": "accounts.models.Organization.Status",
         "LifecycleStatusEnum": "agents.models.Agent.Status",
     },
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"deploymentKey": {"type": "http", "scheme": "bearer"}},
-    },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # The deployment channels are plain Django / ASGI views drf-spectacular cannot see.
+        "deployments.api.openapi.serving_paths_hook",
+        "studio.api.openapi.error_envelope_hook",
+    ],
 }
 
 # Login brute-force protection: failures per email and per client address within the window.

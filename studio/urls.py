@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from studio import views
 
@@ -17,6 +17,11 @@ api_patterns = [
     path("health/live", views.liveness, name="liveness"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path(
+        "redoc",
+        SpectacularRedocView.as_view(url_name="schema", template_name="studio/redoc.html"),
+        name="redoc",
+    ),
 ]
 
 urlpatterns = [

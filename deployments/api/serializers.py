@@ -25,8 +25,8 @@ NAME_HELP = "URL slug, unique across the instance: lowercase letters, digits and
                 "description": "Flags: the channels set to true are opened (at least one).",
             },
         ],
-        "description": "The channels to open: a list (`[\"api\", \"mcp\"]`) or flags "
-        "(`{\"api\": true, \"mcp\": false}`). Default: all.",
+        "description": 'The channels to open: a list (`["api", "mcp"]`) or flags '
+        '(`{"api": true, "mcp": false}`). Default: all.',
     }
 )
 class ChannelsField(serializers.ListField):

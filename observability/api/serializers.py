@@ -33,6 +33,9 @@ class AuditLogSerializer(serializers.ModelSerializer):
 class BlankAsNullField(serializers.CharField):
     """A plain-id reference stored as "" when absent, shown as null."""
 
+    def __init__(self, **kwargs):
+        super().__init__(allow_null=True, **kwargs)  # also documents it as nullable
+
     def to_representation(self, value):
         return value or None
 

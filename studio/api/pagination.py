@@ -31,6 +31,8 @@ class StudioPagination(pagination.BasePagination):
         self.limit = min(_positive_int(request, "limit", DEFAULT_LIMIT), MAX_LIMIT)
         self.count = queryset.count()
         start = (self.page - 1) * self.limit
+        if start >= self.count:
+            return []  # past the end: no query, so no offset too large for the database either
         return list(queryset[start : start + self.limit])
 
     def get_paginated_response(self, data):

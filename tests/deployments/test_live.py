@@ -18,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from accounts.services import tokens_for
 from observability.models import Run
 from tests.agents.agent_configs import make_agent, support_yaml
-from tests.deployments.helpers import GOOD, INPUTS, answering_agent, bearer
+from tests.deployments.helpers import GOOD, INPUTS, answering_agent, bearer, deploy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -248,6 +248,14 @@ def test_the_cli_lists_deployments_with_an_access_token(daphne_server, admin_use
     header, row = listing.stdout.splitlines()
     assert header.split()[:3] == ["NAME", "STATUS", "KIND"]
     assert row.split()[:4] == ["live-support", "running", "agent", "1.0.0"]
+
+
+def test_the_cli_lists_a_deployment_without_the_api_channel(daphne_server, admin_user):
+    deploy(admin_user, name="live-mcp-only", channels=["mcp"])
+    token = tokens_for(admin_user)["access"]
+    listing = run_cli("deployments", "list", "--url", daphne_server.url, "--token", token)
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.splitlines()[1].split() == ["live-mcp-only", "running", "agent", "1.0.0", "-"]
 
 
 def test_a_failing_streamed_run_exits_non_zero_with_the_reason(daphne_server, admin_http, admin_user):
