@@ -13,12 +13,27 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class UserSerializer(serializers.ModelSerializer):
+    """A member as the organization sees them: `preferences` are the user's own (null to others)."""
+
     organization_id = serializers.CharField(read_only=True)
+    preferences = serializers.SerializerMethodField(help_text="Shown only to the user themself.")
+    shows_own_account = False  # the serializers of the caller's own account (login, me) say True
 
     class Meta:
         model = User
         fields = ["id", "email", "name", "role", "status", "organization_id", "preferences", "created_at"]
         read_only_fields = fields
+
+    def get_preferences(self, user) -> dict | None:
+        request = self.context.get("request")
+        own = self.shows_own_account or (request is not None and request.user.pk == user.pk)
+        return user.preferences if own else None
+
+
+class OwnAccountSerializer(UserSerializer):
+    """The caller's own account, preferences included."""
+
+    shows_own_account = True
 
 
 class PreferencesField(serializers.JSONField):
@@ -80,13 +95,13 @@ class TokenPairSerializer(serializers.Serializer):
 
 
 class SessionSerializer(TokenPairSerializer):
-    user = UserSerializer()
+    user = OwnAccountSerializer()
 
 
-class MeSerializer(UserSerializer):
+class MeSerializer(OwnAccountSerializer):
     organization = OrganizationSerializer(read_only=True)
 
-    class Meta(UserSerializer.Meta):
+    class Meta(OwnAccountSerializer.Meta):
         fields = [*UserSerializer.Meta.fields, "organization"]
 
 
