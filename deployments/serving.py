@@ -12,12 +12,18 @@ call waits for its run on the event loop: no thread is held while the model answ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
+import weakref
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import JsonResponse, StreamingHttpResponse
@@ -31,6 +37,7 @@ from deployments.calls import (
     deployment_admit_and_begin,
     deployment_run,
 )
+from deployments.keys import key_prefix
 from deployments.models import Deployment
 from deployments.pinning import (
     pinned_description,
@@ -39,16 +46,24 @@ from deployments.pinning import (
     pinned_title,
 )
 from deployments.selectors import deployment_api_url, deployment_mcp_url
+from observability.events import run_group
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
 from observability.services import RunFailed, run_store
 from studio.api.errors import error_body
+
+logger = logging.getLogger(__name__)
 
 CHANNEL_HEADER = "X-Studio-Channel"  # `cli` from our CLI; anything else is the api channel
 FINAL_EVENTS = frozenset({"run.completed", "run.failed"})
 EVENT_POLL_S = 0.2
 KEEPALIVE_S = 15.0
 EVENTS_PER_POLL = 500
+STREAMS_FULL_RETRY_S = 5
+
+# Event streams open per deployment key in this server process (each holds a task and a channel of
+# the layer; counted here, no crash can leak a slot).
+_open_streams: Counter[str] = Counter()
 
 _background: set[asyncio.Task] = set()
 
@@ -237,33 +252,135 @@ async def workflow_run_events(request, name: str, run_id: str):
     except ValueError:
         return error_response(_bad_request("validation_error", "after_seq must be a whole number."))
     try:
-        _, run = await _deployment_run_of(request, name, run_id)
+        deployment, run = await _deployment_run_of(request, name, run_id)
+        slot = _StreamSlot.take(f"{deployment.pk}:{key_prefix(presented_key(request.headers))}")
     except DeploymentRefused as refused:
         return error_response(refused)
-    response = StreamingHttpResponse(_event_stream(run.pk, after_seq), content_type="text/event-stream")
+    stream = _event_stream(run.pk, after_seq, slot)
+    weakref.finalize(stream, slot.release)  # a stream dropped before its first byte never runs its finally
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
 
 
-async def _event_stream(run_id: str, after_seq: int) -> AsyncIterator[bytes]:
-    """Polls the stored events (any server process may be executing the run)."""
+class _StreamSlot:
+    """One of a key's open event streams, released once: when the stream ends, or is dropped."""
+
+    def __init__(self, holder: str):
+        self.holder: str | None = holder
+        _open_streams[holder] += 1
+
+    @classmethod
+    def take(cls, holder: str) -> _StreamSlot:
+        limit = settings.MAX_EVENT_STREAMS_PER_KEY
+        if _open_streams[holder] >= limit:
+            raise DeploymentRefused(
+                429,
+                "too_many_streams",
+                f"At most {limit} event streams per deployment key at once; close one first.",
+                retry_after=STREAMS_FULL_RETRY_S,
+            )
+        return cls(holder)
+
+    def release(self) -> None:
+        holder, self.holder = self.holder, None
+        if holder is not None:
+            _open_streams[holder] -= 1
+            if _open_streams[holder] <= 0:
+                del _open_streams[holder]
+
+
+async def _event_stream(run_id: str, after_seq: int, slot: _StreamSlot) -> AsyncIterator[bytes]:
+    """The run's events after `after_seq`: replayed from the database, then followed live through
+    the run's channel-layer group (any server process may be executing it). Without a channel
+    layer, the database is polled."""
+    layer = get_channel_layer()
+    try:
+        channel = await _joined(layer, run_id)
+        if channel is None:
+            async for chunk in _polled_events(run_id, after_seq):
+                yield chunk
+            return
+        try:
+            async for chunk in _followed_events(layer, channel, run_id, after_seq):
+                yield chunk
+        finally:
+            with contextlib.suppress(Exception):
+                await layer.group_discard(run_group(run_id), channel)
+    finally:
+        slot.release()
+
+
+async def _joined(layer, run_id: str) -> str | None:
+    """A new channel in the run's group, or None when there is no layer or it is down."""
+    if layer is None:
+        return None
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add(run_group(run_id), channel)
+    except Exception:
+        logger.warning("Channel layer unavailable; streaming %s from the database", run_id, exc_info=True)
+        return None
+    return channel
+
+
+async def _followed_events(layer, channel: str, run_id: str, after_seq: int) -> AsyncIterator[bytes]:
+    """Joined before replaying, so nothing published meanwhile is missed (overlap is skipped by
+    seq). A live event that skips a seq, or a quiet keepalive period, sends it back to the database
+    to catch up: publishing is best effort, storing is not."""
+    while True:
+        async for frame in _stored_frames(run_id, after_seq):
+            after_seq = frame["seq"]
+            yield _sse(frame)
+            if frame["type"] in FINAL_EVENTS:
+                return
+        while True:
+            try:
+                message = await asyncio.wait_for(layer.receive(channel), timeout=KEEPALIVE_S)
+            except TimeoutError:
+                if await _finished_without_final_event(run_id, after_seq):
+                    return
+                yield b": keepalive\n\n"
+                break
+            frame = message.get("event") or {}
+            if frame.get("run_id") != run_id or frame["seq"] <= after_seq:
+                continue
+            if frame["seq"] > after_seq + 1:
+                break
+            after_seq = frame["seq"]
+            yield _sse(frame)
+            if frame["type"] in FINAL_EVENTS:
+                return
+
+
+async def _stored_frames(run_id: str, after_seq: int) -> AsyncIterator[dict[str, Any]]:
+    while True:
+        query = RunEvent.objects.filter(run_id=run_id, seq__gt=after_seq).order_by("seq")
+        events = [event async for event in query[:EVENTS_PER_POLL]]
+        for event in events:
+            after_seq = event.seq
+            yield event_frame(event)
+        if len(events) < EVENTS_PER_POLL:
+            return
+
+
+def _sse(frame: dict[str, Any]) -> bytes:
+    return f"id: {frame['seq']}\nevent: {frame['type']}\ndata: {json.dumps(frame)}\n\n".encode()
+
+
+async def _polled_events(run_id: str, after_seq: int) -> AsyncIterator[bytes]:
+    """Polls the stored events: the fallback while the channel layer is unavailable."""
     last_write = time.monotonic()
     idle_polls = 0
     while True:
-        events = [
-            event
-            async for event in RunEvent.objects.filter(run_id=run_id, seq__gt=after_seq).order_by("seq")[
-                :EVENTS_PER_POLL
-            ]
-        ]
-        for event in events:
-            after_seq = event.seq
-            frame = json.dumps(event_frame(event))
-            yield f"id: {event.seq}\nevent: {event.type}\ndata: {frame}\n\n".encode()
-            if event.type in FINAL_EVENTS:
+        sent = False
+        async for frame in _stored_frames(run_id, after_seq):
+            after_seq, sent = frame["seq"], True
+            yield _sse(frame)
+            if frame["type"] in FINAL_EVENTS:
                 return
-        if events:
+        if sent:
             last_write, idle_polls = time.monotonic(), 0
             continue
         idle_polls += 1

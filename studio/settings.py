@@ -216,6 +216,9 @@ SPECTACULAR_SETTINGS = {
 LOGIN_FAILURE_LIMIT = 10
 LOGIN_FAILURE_WINDOW_S = 15 * 60
 
+# Server-sent event streams of deployment runs one key may hold open at once.
+MAX_EVENT_STREAMS_PER_KEY = int(env_str("STUDIO_MAX_EVENT_STREAMS_PER_KEY", "10"))  # per server process
+
 # Production hardening applies whenever the public URL is https (behind a TLS-terminating proxy
 # that sets X-Forwarded-Proto).
 if _public.scheme == "https":
