@@ -25,7 +25,6 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import connection
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -51,6 +50,7 @@ from observability.models import Run, RunEvent
 from observability.recorder import event_frame
 from observability.services import RunFailed, run_store
 from studio.api.errors import error_body
+from studio.background import spawn
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,6 @@ STREAMS_FULL_RETRY_S = 5
 # Event streams open per deployment key in this server process (each holds a task and a channel of
 # the layer; counted here, no crash can leak a slot).
 _open_streams: Counter[str] = Counter()
-
-_background: set[asyncio.Task] = set()
-
 
 def presented_key(headers) -> str | None:
     """The deployment key of a request: `Authorization: Bearer <key>`, else `X-API-Key`."""
@@ -202,13 +199,8 @@ def _launch(deployment: Deployment, run: Run, channel: str) -> None:
             call_finished(channel, failed)
         else:
             call_finished(channel)
-        finally:
-            # This task outlives its request, so nothing else closes its database connection.
-            await sync_to_async(connection.close)()
 
-    task = asyncio.create_task(call())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    spawn(call, name=f"deployment call {run.pk}")
 
 
 async def _deployment_run_of(request, name: str, run_id: str) -> tuple[Deployment, Run]:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -24,18 +26,20 @@ from observability.loops import loop_local
 from observability.models import Run
 from observability.recorder import RunRecorder, jsonable
 from observability.rows import row_insert, row_update
+from studio.background import spawn
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 10.0
 CANCEL_POLL_S = 0.5
-STALE_AFTER_S = 120.0  # a running run without a heartbeat this long belongs to a dead process
+# A running run whose heartbeat is this old belongs to a dead process: three missed beats (one
+# late beat on a loaded machine is not death). See `providers.reaping`.
+STALE_AFTER_S = 3 * HEARTBEAT_INTERVAL_S
 
 # Runs executing in this process, so that a cancel arriving here can reach them directly; a
 # cancel arriving at another process is passed on through the cache (see `_watch`).
 _active_runs: dict[str, asyncio.Task] = {}  # run id -> the task doing its work
 _cancel_requested: set[str] = set()
-_background: set[asyncio.Task] = set()
 
 
 @dataclass(frozen=True)
@@ -159,10 +163,7 @@ async def _mark_running(run: Run, recorder: RunRecorder) -> None:
 def launch_run(run: Run, work: Work, *, name: str) -> asyncio.Task:
     """Executes the run in the background: it goes on (and is recorded) when the client that
     started it goes away."""
-    task = asyncio.create_task(_execute_quietly(run, work, name))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
+    return spawn(_execute_quietly, run, work, name, name=f"run {run.pk}")
 
 
 async def _execute_quietly(run: Run, work: Work, name: str) -> None:
@@ -261,7 +262,7 @@ async def _finish(run, recorder, root, started, *, status, outcome: RunOutcome |
             outcome.cost_usd,
         )
     else:
-        run.input_tokens, run.output_tokens, run.cost_usd = await _span_totals(run)
+        run.input_tokens, run.output_tokens, run.cost_usd = await sync_to_async(_span_totals)(run)
     run.error = error
     data = {
         "status": status,
@@ -299,9 +300,9 @@ FINISH_FIELDS = [
 ]
 
 
-async def _span_totals(run: Run) -> tuple[int, int, Decimal]:
+def _span_totals(run: Run) -> tuple[int, int, Decimal]:
     """Tokens and cost of the LLM calls a failed run did make (they were paid for)."""
-    totals = await run.spans.filter(kind="llm").aaggregate(
+    totals = run.spans.filter(kind="llm").aggregate(
         i=Sum("input_tokens"), o=Sum("output_tokens"), c=Sum("cost_usd")
     )
     return totals["i"] or 0, totals["o"] or 0, totals["c"] or Decimal(0)
@@ -315,20 +316,27 @@ def runs_stale(*, now=None):
     )
 
 
-async def run_abandon(run: Run) -> None:
-    """Fails a run whose process died: open spans are closed as failed and a final event is sent
-    after the ones already stored, so followers see the run end."""
-    recorder = await RunRecorder.resume(run)
+def runs_active_here() -> frozenset[str]:
+    """Ids of the runs this process is executing (alive, whatever their heartbeat says)."""
+    return frozenset(_active_runs)
+
+
+def run_abandon(run: Run) -> None:
+    """Records a run whose process died as failed: its open spans are closed as failed and its
+    totals are those of the calls it did make. Call it inside the transaction that claimed the run
+    (see `providers.reaping`), then announce it with `run_abandoned_announce`."""
+    assert transaction.get_connection().in_atomic_block, "run_abandon belongs in the claiming transaction"
     now = timezone.now()
-    await run.spans.filter(ended_at__isnull=True).aupdate(
-        status="failed", ended_at=now, error="run abandoned"
-    )
-    run.input_tokens, run.output_tokens, run.cost_usd = await _span_totals(run)
+    run.spans.filter(ended_at__isnull=True).update(status="failed", ended_at=now, error="run abandoned")
+    run.input_tokens, run.output_tokens, run.cost_usd = _span_totals(run)
     run.status, run.completed_at = Run.Status.FAILED, now
     run.error = {"code": "run_abandoned", "message": "The process executing this run stopped."}
-    await run.asave(
-        update_fields=["status", "completed_at", "error", "input_tokens", "output_tokens", "cost_usd"]
-    )
+    run.save(update_fields=["status", "completed_at", "error", "input_tokens", "output_tokens", "cost_usd"])
+
+
+async def run_abandoned_announce(run: Run) -> None:
+    """The final event of an abandoned run, after the ones already stored, so followers see it end."""
+    recorder = await RunRecorder.resume(run)
     metrics.run_finished(kind=run.kind, status=run.status, execution_time_ms=None)
     await recorder.emit(
         "run.failed", agent_id=run.agent_id or None, data={"status": run.status, "error": run.error}

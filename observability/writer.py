@@ -110,6 +110,8 @@ async def _see_through(future: asyncio.Future) -> Any:
             result = await asyncio.shield(future)
             break
         except asyncio.CancelledError:
+            if future.cancelled():  # the loop is closing and cancelled the write itself
+                raise
             cancels += 1
     task = asyncio.current_task()
     for _ in range(cancels):

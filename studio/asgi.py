@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, WebSocket through the Channels router (daphne serves it)."""
 
 import os
+import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 
@@ -18,21 +19,40 @@ keep_wal_open(connections["default"].settings_dict)
 
 from deployments.mcp_server import with_mcp  # noqa: E402
 from providers.aio import mark_server_loop  # noqa: E402
+from providers.reaping import reaping_start  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
 from studio.websocket import JWTAuthMiddleware, OriginCheck  # noqa: E402
 
 
-def marking_server_loop(app):
-    """Tells the engine which event loop is the server's (see providers.aio)."""
+def _on_server_loop() -> None:
+    """Tells the engine which event loop is the server's (see providers.aio) and starts the
+    process's periodic work on it (each once per loop)."""
+    mark_server_loop()
+    reaping_start()
 
+
+def serving(app):
     async def asgi(scope, receive, send):
-        mark_server_loop()
+        _on_server_loop()
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
         return await app(scope, receive, send)
 
     return asgi
 
 
-application = marking_server_loop(
+async def _lifespan(receive, send) -> None:
+    """ASGI lifespan (uvicorn, granian): the periodic work started above, before any request."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+application = serving(
     ProtocolTypeRouter(
         {
             # The admin's and the API docs' static files are served by the app itself.
@@ -42,3 +62,8 @@ application = marking_server_loop(
         }
     )
 )
+
+# daphne speaks no lifespan: start the periodic work on its loop as soon as it runs, so that a
+# process nobody has called yet reaps too.
+if (daphne_server := sys.modules.get("daphne.server")) is not None:
+    daphne_server.twisted_loop.call_soon(_on_server_loop)

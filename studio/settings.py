@@ -38,6 +38,8 @@ ALLOWED_HOSTS = env_list("STUDIO_ALLOWED_HOSTS") or sorted(
 CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
 ALLOW_PRIVATE_PROVIDER_URLS = env_bool("STUDIO_ALLOW_PRIVATE_PROVIDER_URLS", False)
 METRICS_TOKEN = env_str("STUDIO_METRICS_TOKEN")
+# How often every server process fails runs whose process died (0: only `manage.py reap_runs`).
+REAP_EVERY_S = float(env_str("STUDIO_REAP_EVERY_S", "10"))
 REDIS_URL = env_str("REDIS_URL")
 
 INSTALLED_APPS = [

@@ -178,6 +178,9 @@ def daphne_server(django_db_setup, django_db_blocker, _redis_client):
 
     env = {
         "STUDIO_ALLOW_PRIVATE_PROVIDER_URLS": "1",
+        # Tests make stale runs on purpose and reap them themselves (test_reaping_live starts
+        # servers of its own that reap).
+        "STUDIO_REAP_EVERY_S": "0",
     }
     with django_db_blocker.unblock():
         server = DaphneServer(extra_env=env)

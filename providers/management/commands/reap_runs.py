@@ -1,10 +1,11 @@
-"""Fails runs left behind by a crashed process and frees their budget reservations."""
+"""Fails runs left behind by a crashed process and frees their budget reservations (server
+processes do this periodically too: see `providers.reaping`)."""
 
 from django.core.management.base import BaseCommand
 
-from observability.services import STALE_AFTER_S, run_abandon, runs_stale
+from observability.services import STALE_AFTER_S
 from providers.aio import run_sync
-from providers.budgets import budget_release_run
+from providers.reaping import runs_reap
 
 
 class Command(BaseCommand):
@@ -14,10 +15,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        reaped = 0
-        for run in runs_stale().iterator():
-            released = budget_release_run(run.pk)
-            run_sync(run_abandon, run)
-            reaped += 1
+        reaped = run_sync(runs_reap)
+        for run, released in reaped:
             self.stdout.write(f"reaped {run.pk} (the holds of {released} LLM call(s) in flight released)")
-        self.stdout.write(self.style.SUCCESS(f"{reaped} stale run(s) reaped"))
+        self.stdout.write(self.style.SUCCESS(f"{len(reaped)} stale run(s) reaped"))

@@ -1,0 +1,77 @@
+"""Work a server process starts in the background: it outlives the request or frame that started it.
+
+A task made with `asyncio.create_task` inherits its starter's context, and with it the starter's
+database connection (Django keeps connections per context) and thread-sensitive executor, both of
+which end with the request. The task then reached the database through a connection made in a
+thread it could no longer use, could not close it, and on PostgreSQL the pooled connection was
+lost for good: after `STUDIO_DB_POOL_SIZE` such tasks the server stopped answering.
+
+`spawn` is the one way to start such work. Each task gets a context of its own: its database work
+runs on one thread of its own, on connections it opens itself and closes when it ends, and its
+exception, if it raises, is logged with its traceback instead of being left unretrieved."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.db import OperationalError, connections
+from psycopg_pool import PoolTimeout
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_running: set[asyncio.Task] = set()  # strong references: the loop keeps only weak ones
+
+
+def spawn(work: Callable[..., Awaitable[T]], *args: Any, name: str) -> asyncio.Task[T]:
+    """Runs `work(*args)` in the background on the running loop, in a fresh context."""
+    task = asyncio.get_running_loop().create_task(
+        _with_own_connections(work, args), name=name, context=contextvars.Context()
+    )
+    _running.add(task)
+    task.add_done_callback(_finished)
+    return task
+
+
+async def _with_own_connections(work: Callable[..., Awaitable[T]], args: tuple) -> T:
+    async with ThreadSensitiveContext():
+        await sync_to_async(_connect)()
+        try:
+            return await work(*args)
+        finally:
+            # Same context, same thread as the task's queries: the connections it opened.
+            await sync_to_async(connections.close_all)()
+
+
+def _connect() -> None:
+    """Takes the task's connection before its work starts, for two reasons. Django keeps
+    connections in the context copy-on-write, so tasks the work starts later (heartbeats, ledger
+    writes) share this one instead of each opening one that nothing closes. And a task holds its
+    connection before it joins a group commit (as a request does from its first query): a batch's
+    leader that still had to take one from an exhausted pool, while the tasks holding the pool's
+    connections wait on that batch, would deadlock the process."""
+    while True:
+        try:
+            connections["default"].ensure_connection()
+            return
+        except OperationalError as error:
+            if not isinstance(error.__cause__, PoolTimeout):
+                raise
+            # Background work queues for a connection rather than failing: requests hold theirs
+            # only briefly, and this task holds nothing while it waits.
+            logger.warning("Background work waits for a database connection (pool exhausted)")
+
+
+def _finished(task: asyncio.Task) -> None:
+    _running.discard(task)
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        logger.error("Background task %s failed", task.get_name(), exc_info=error)
