@@ -1,9 +1,34 @@
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 
 from accounts.models import Organization, User
+from accounts.throttling import login_attempt_admit, login_attempt_forgive
 from studio.admin import AuditedAdmin
-from studio.audit import audit_record
+from studio.api.errors import ApiError
+from studio.audit import audit_record, client_address
+
+
+class ThrottledAdminLoginForm(AdminAuthenticationForm):
+    """The operators' login, under the same brute-force protection as the API login."""
+
+    def clean(self):
+        email, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        if not (email and password):
+            return super().clean()
+        try:
+            attempt = login_attempt_admit(email=email, address=client_address(self.request))
+        except ApiError as refusal:
+            raise ValidationError(refusal.message, code=refusal.error_code) from None
+        try:
+            return super().clean()
+        finally:
+            if self.get_user() is not None:  # the password was right (staff or not)
+                login_attempt_forgive(attempt)
+
+
+admin.site.login_form = ThrottledAdminLoginForm
 
 
 class MemberInline(admin.TabularInline):

@@ -40,13 +40,14 @@ def active_user(user_id: str) -> User:
     return user
 
 
-def user_for_access_token(raw_token: str) -> User:
-    """Validates an access token (signature, expiry, type) and returns its active user."""
+def access_token_session(raw_token: str) -> tuple[User, int]:
+    """Validates an access token (signature, expiry, type); returns its active user and the
+    token's expiry (a Unix timestamp), for connections that outlive a single request."""
     try:
         token = AccessToken(raw_token)
     except TokenError as exc:
         raise InvalidToken(str(exc)) from None
-    return active_user(token["user_id"])
+    return active_user(token["user_id"]), token["exp"]
 
 
 class StudioJWTAuthentication(JWTAuthentication):

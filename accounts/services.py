@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
-from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -16,15 +13,14 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.authentication import active_user
 from accounts.models import Organization, User
+from accounts.throttling import login_attempt_admit, login_attempt_forgive
 from studio.api.errors import ApiError
 from studio.api.permissions import has_role
-from studio.api.ratelimit import RateLimitUnavailable, window_hit, window_peek
 from studio.audit import audit_record
 from studio.changes import apply_changes
 from studio.ids import new_id
 
 INVALID_CREDENTIALS = "Invalid email or password."
-logger = logging.getLogger(__name__)
 
 
 def _unique_slug(name: str) -> str:
@@ -75,47 +71,18 @@ def organization_register(*, org_name: str, email: str, password: str, name: str
     return owner
 
 
-def _login_keys(email: str, client_ip: str | None) -> list[str]:
-    return [f"login:email:{email}", f"login:ip:{client_ip or 'unknown'}"]
-
-
-def auth_login(*, email: str, password: str, client_ip: str | None) -> User:
-    """Checks credentials with brute-force protection; unknown email and wrong password look alike.
-
-    Failures are counted per email and per client address in the cache. When the cache is down,
-    logins go on unthrottled (logged) rather than locking everyone out."""
+def auth_login(*, email: str, password: str, client_address: str | None) -> User:
+    """Checks credentials under brute-force protection (`accounts.throttling`); unknown email and
+    wrong password look alike."""
     email = email.strip().lower()
-    keys = _login_keys(email, client_ip)
-    _refuse_when_throttled(keys)
+    attempt = login_attempt_admit(email=email, address=client_address)
     user = authenticate(username=email, password=password)
     if user is None:
-        _count_failure(keys)
         raise AuthenticationFailed(INVALID_CREDENTIALS, code="invalid_credentials")
+    login_attempt_forgive(attempt)
     user = active_user(user.pk)
     audit_record(actor=user, organization_id=user.organization_id, operation="login", instance=user)
     return user
-
-
-def _refuse_when_throttled(keys: list[str]) -> None:
-    window = settings.LOGIN_FAILURE_WINDOW_S
-    try:
-        counts = [window_peek(key, window_s=window) for key in keys]
-    except RateLimitUnavailable:
-        logger.warning("Login throttling unavailable (cache down)")
-        return
-    for seen in counts:
-        if seen.count >= settings.LOGIN_FAILURE_LIMIT:
-            raise ApiError(
-                429, "rate_limited", "Too many failed logins. Try again later.", retry_after=seen.retry_after
-            )
-
-
-def _count_failure(keys: list[str]) -> None:
-    try:
-        for key in keys:
-            window_hit(key, window_s=settings.LOGIN_FAILURE_WINDOW_S)
-    except RateLimitUnavailable:
-        logger.warning("Login failure not counted (cache down)")
 
 
 @transaction.atomic

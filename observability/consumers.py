@@ -16,7 +16,6 @@ from observability.events import run_group
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
 from observability.services import run_cancel
-from studio.api.permissions import has_role
 from studio.websocket import StudioConsumer
 
 logger = logging.getLogger(__name__)
@@ -122,17 +121,17 @@ class ExecutionConsumer(RunFollowingConsumer):
     current_run: Run | None = None
 
     async def receive_json(self, content, **kwargs):
+        if content["type"] not in ("execute", "cancel"):
+            await self.send_error("unknown_type", f"Unknown frame type '{content['type']}'.")
+            return
+        if not await self.still_allowed("member"):  # access is re-checked on every action
+            return
         if content["type"] == "execute":
             await self._execute(content.get("input", {}))
-        elif content["type"] == "cancel":
-            await self._cancel()
         else:
-            await self.send_error("unknown_type", f"Unknown frame type '{content['type']}'.")
+            await self._cancel()
 
     async def _execute(self, inputs: Any) -> None:
-        if not has_role(self.user, "member"):
-            await self.send_error("permission_denied", "Your role does not allow running this.")
-            return
         if self.current_run is not None:
             await self.send_error("run_in_progress", "Wait for the current run to finish or cancel it.")
             return

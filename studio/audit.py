@@ -5,6 +5,8 @@ observability in the layering (accounts) can audit too."""
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -12,6 +14,8 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 REDACTED = "[redacted]"
 _SECRET_NAME = re.compile(r"(password|secret|token|api_?key$|^key$|authorization|encrypted|fernet)", re.I)
@@ -81,4 +85,41 @@ class AuditContextMiddleware:
 
 
 def _client_of(request) -> tuple[str | None, str]:
-    return request.META.get("REMOTE_ADDR") or None, request.META.get("HTTP_USER_AGENT", "")[:256]
+    return client_address(request), request.META.get("HTTP_USER_AGENT", "")[:256]
+
+
+def client_address(request) -> str | None:
+    """The address of the client behind `request` (login throttling and audit rows key on it).
+
+    `X-Forwarded-For` is believed only when the peer is a trusted proxy (`STUDIO_TRUSTED_PROXIES`):
+    walking it from the right, each hop a trusted proxy appended is taken, until the first address
+    that is not a trusted proxy. Anyone else can write that header, so it is ignored for them."""
+    address = request.META.get("REMOTE_ADDR") or None
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    for hop in reversed(hops):
+        if address is None or not _is_trusted_proxy(address) or _ip(hop) is None:
+            break
+        address = hop
+    return address
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _is_trusted_proxy(address: str) -> bool:
+    ip = _ip(address)
+    return ip is not None and any(
+        ip in network for network in _trusted_networks(tuple(settings.TRUSTED_PROXIES))
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _trusted_networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"STUDIO_TRUSTED_PROXIES: {exc}") from None

@@ -214,9 +214,11 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# Login brute-force protection: failures per email and per client address within the window.
+# Login brute-force protection: attempts per (email, client address) within the window.
 LOGIN_FAILURE_LIMIT = 10
 LOGIN_FAILURE_WINDOW_S = 15 * 60
+# Proxies whose X-Forwarded-For names the client (addresses or networks), see studio.audit.client_address.
+TRUSTED_PROXIES = env_list("STUDIO_TRUSTED_PROXIES")
 
 # Server-sent event streams of deployment runs one key may hold open at once.
 MAX_EVENT_STREAMS_PER_KEY = int(env_str("STUDIO_MAX_EVENT_STREAMS_PER_KEY", "10"))  # per server process

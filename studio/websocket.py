@@ -1,9 +1,15 @@
-"""WebSocket plumbing shared by every consumer: JWT authentication and the base consumer."""
+"""WebSocket plumbing shared by every consumer: JWT authentication and the base consumer.
+
+Close codes: 4401 no valid token, the token expired, or the account is no longer active; 4403 the
+organization is suspended (or the account has none); 4404 the object of the URL is not (or no
+longer) in the caller's organization. Once a socket is open, an error frame says why before it closes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -13,14 +19,18 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.exceptions import APIException
 
-from accounts.authentication import user_for_access_token
+from accounts.authentication import access_token_session, active_user
 from observability import metrics
+from studio.api.permissions import has_role
 
 logger = logging.getLogger(__name__)
 
 # Browsers cannot set headers on a WebSocket: the token travels as `?token=` or as a
 # subprotocol pair `["bearer", "<jwt>"]` (the server answers with the `bearer` subprotocol).
 BEARER_SUBPROTOCOL = "bearer"
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
 
 
 def _token_from_scope(scope) -> str | None:
@@ -36,22 +46,25 @@ def _token_from_scope(scope) -> str | None:
 
 
 @database_sync_to_async
-def _user_for(token: str):
+def _session_for(token: str | None) -> tuple:
+    if not token:
+        return AnonymousUser(), None
     try:
-        return user_for_access_token(token)
+        return access_token_session(token)
     except APIException:
-        return AnonymousUser()
+        return AnonymousUser(), None
 
 
 class JWTAuthMiddleware:
-    """Puts the user of a valid access token into `scope["user"]` (anonymous otherwise)."""
+    """Puts the user of a valid access token into `scope["user"]` (anonymous otherwise) and the
+    token's expiry into `scope["token_expires_at"]`."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        token = _token_from_scope(scope)
-        scope = dict(scope, user=await _user_for(token) if token else AnonymousUser())
+        user, expires_at = await _session_for(_token_from_scope(scope))
+        scope = dict(scope, user=user, token_expires_at=expires_at)
         return await self.app(scope, receive, send)
 
 
@@ -67,20 +80,24 @@ class OriginCheck(OriginValidator):
 
 
 class StudioConsumer(AsyncJsonWebsocketConsumer):
-    """Refuses anonymous connections and answers malformed frames with an error frame."""
+    """Refuses anonymous connections, closes when the access token expires, and answers malformed
+    frames with an error frame. Consumers call `still_allowed` before acting for the user."""
+
+    _expiry: asyncio.Task | None = None
 
     async def connect(self):
         self.user = self.scope["user"]
         if not self.user.is_authenticated or not self.user.organization_id:
-            await self.close(code=4401)
+            await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         if not await self.authorize():
-            await self.close(code=4404)
+            await self.close(code=CLOSE_NOT_FOUND)
             return
         subprotocol = (
             BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in (self.scope.get("subprotocols") or []) else None
         )
         await self.accept(subprotocol=subprotocol)
+        self._expiry = asyncio.create_task(self._close_when_token_expires(self.scope["token_expires_at"]))
         self.counted = True
         metrics.ws_connected()
         await self.on_connected()
@@ -92,7 +109,36 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
     async def on_connected(self) -> None:
         """Override to send or subscribe once the connection is accepted."""
 
+    async def still_allowed(self, role: str) -> bool:
+        """Re-reads the user before acting for them, since the socket may have been open for a while:
+        a deactivated or removed account, a suspended organization or an object no longer in the
+        user's organization closes it; a role below `role` gets an error frame (watching stays
+        allowed)."""
+        try:
+            self.user = await database_sync_to_async(active_user)(self.user.pk)
+        except APIException as exc:
+            close_code = CLOSE_FORBIDDEN if exc.status_code == 403 else CLOSE_UNAUTHENTICATED
+            await self._refuse(close_code, exc.get_codes(), str(exc.detail))
+            return False
+        if not await self.authorize():
+            await self._refuse(CLOSE_NOT_FOUND, "not_found", "This is no longer in your organization.")
+            return False
+        if not has_role(self.user, role):
+            await self.send_error("permission_denied", "Your role does not allow this.")
+            return False
+        return True
+
+    async def _close_when_token_expires(self, expires_at: float) -> None:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        await self._refuse(CLOSE_UNAUTHENTICATED, "token_expired", "The access token has expired.")
+
+    async def _refuse(self, close_code: int, code: str, message: str) -> None:
+        await self.send_error(code, message)
+        await self.close(code=close_code)
+
     async def disconnect(self, code):
+        if self._expiry is not None:
+            self._expiry.cancel()
         if getattr(self, "counted", False):
             metrics.ws_disconnected()
 
@@ -108,4 +154,4 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         await self.receive_json(content)
 
     async def send_error(self, code: str, message: str) -> None:
-        await self.send_json({"type": "error", "error": {"code": code, "message": message}})
+        await self.send_json({"type": "error", "error": {"code": code, "message": message, "fields": {}}})

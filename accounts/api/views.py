@@ -21,6 +21,7 @@ from accounts.api.serializers import (
 from accounts.models import User
 from studio.api.parsing import validated
 from studio.api.viewsets import OrgScopedViewSet
+from studio.audit import client_address
 
 
 class PublicView(APIView):
@@ -46,7 +47,7 @@ class LoginView(PublicView):
     @extend_schema(request=LoginSerializer, responses={200: SessionSerializer}, tags=["auth"])
     def post(self, request):
         data = validated(LoginSerializer, request.data)
-        user = services.auth_login(client_ip=request.META.get("REMOTE_ADDR"), **data)
+        user = services.auth_login(client_address=client_address(request), **data)
         return Response(SessionSerializer({"user": user, **services.tokens_for(user)}).data)
 
 

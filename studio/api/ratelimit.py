@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -44,10 +45,29 @@ def window_hit(key: str, *, window_s: int) -> WindowCount:
     return WindowCount(count=count, retry_after=max(1, retry_after))
 
 
-def window_peek(key: str, *, window_s: int) -> WindowCount:
-    bucket, retry_after = _window(key, window_s)
+def window_refund(key: str, *, window_s: int) -> None:
+    """Takes back one event counted in the current window (an attempt that proved legitimate)."""
+    bucket, _ = _window(key, window_s)
     try:
-        count = int(cache.get(bucket, 0))
+        cache.decr(bucket)
+    except ValueError:  # the window has ended: nothing left to take back
+        pass
     except Exception as exc:
         raise RateLimitUnavailable(str(exc)) from exc
-    return WindowCount(count=count, retry_after=max(1, retry_after))
+
+
+def lock_set(key: str, *, seconds: int) -> None:
+    """Locks `key` for `seconds` (read back with `lock_remaining`, on the same clock as windows)."""
+    try:
+        cache.set(f"rl:lock:{key}", clock() + seconds, timeout=seconds + 1)
+    except Exception as exc:
+        raise RateLimitUnavailable(str(exc)) from exc
+
+
+def lock_remaining(key: str) -> int:
+    """Whole seconds until the lock on `key` ends; 0 when it is not locked."""
+    try:
+        until = cache.get(f"rl:lock:{key}")
+    except Exception as exc:
+        raise RateLimitUnavailable(str(exc)) from exc
+    return max(0, math.ceil(until - clock())) if until is not None else 0
