@@ -3,14 +3,15 @@ from asgiref.sync import sync_to_async
 from agents.execution import agent_inputs_check, agent_run_new, agent_spec, agent_work
 from agents.models import Agent
 from observability.consumers import ExecutionConsumer
-from observability.services import launch_run, run_store
+from observability.limits import run_admit
+from observability.services import launch_run
 
 
 def _prepare(agent_id: str, organization_id: str, user, inputs):
     agent = Agent.objects.get(pk=agent_id, organization_id=organization_id)
     inputs = agent_inputs_check(agent, inputs)
     spec = agent_spec(agent)
-    return run_store(agent_run_new(agent=agent, user=user, inputs=inputs)), spec, inputs
+    return run_admit(agent_run_new(agent=agent, user=user, inputs=inputs)), spec, inputs
 
 
 class AgentStreamConsumer(ExecutionConsumer):

@@ -12,6 +12,7 @@ from agents.models import Agent
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.runner import run_agent
 from agents.runtime.types import AgentSpec
+from observability.limits import run_admit
 from observability.models import Run
 from observability.services import RunOutcome, run_execute, run_new
 from providers.aio import run_sync
@@ -93,7 +94,7 @@ def agent_test_run(*, user, agent: Agent, inputs: Any) -> dict[str, Any]:
     RunFailed (with the run id), e.g. 402 budget_exceeded."""
     inputs = agent_inputs_check(agent, inputs)
     spec = agent_spec(agent)
-    run = agent_run_new(agent=agent, user=user, inputs=inputs)
+    run = run_admit(agent_run_new(agent=agent, user=user, inputs=inputs))
     run, _ = run_sync(run_execute, run, agent_work(spec, inputs), name=agent.name)
     return run_summary(run)
 

@@ -19,6 +19,7 @@ from deployments.keys import key_matches, key_prefix, looks_like_key
 from deployments.models import Deployment, DeploymentKey
 from deployments.pinning import pinned_inputs_check, pinned_work
 from observability import metrics
+from observability.limits import RunLimitReached, run_admit
 from observability.models import Run
 from observability.services import RunFailed, run_execute, run_new
 from studio.api.ratelimit import window_hit
@@ -113,14 +114,14 @@ def deployment_rate_hit(deployment: Deployment) -> None:
 
 
 def deployment_call_begin(*, deployment: Deployment, inputs: Any) -> Run:
-    """Counts the call and checks its inputs (400 before any run exists); the call's run is stored
-    when it starts (or with `run_store` by a caller that hands its id out first)."""
+    """Counts the call, checks its inputs (400 before any run exists) and stores its run if the
+    organization is under its cap of runs in progress (429 otherwise)."""
     deployment_rate_hit(deployment)
     try:
         inputs = pinned_inputs_check(deployment.pinned, inputs)
     except AgentError as error:
         raise DeploymentRefused(error.status, error.code, error.message, fields=error.fields) from None
-    return run_new(
+    run = run_new(
         organization_id=deployment.organization_id,
         user_id=None,  # a caller with a key is no user of the studio
         kind=Run.Kind.DEPLOYMENT,
@@ -129,6 +130,16 @@ def deployment_call_begin(*, deployment: Deployment, inputs: Any) -> Run:
         orchestration_id=deployment.orchestration_id or "",
         deployment_id=deployment.pk,
     )
+    try:
+        return run_admit(run)
+    except RunLimitReached as refused:
+        raise DeploymentRefused(
+            refused.status,
+            refused.code,
+            refused.message,
+            fields=refused.fields,
+            retry_after=refused.retry_after,
+        ) from None
 
 
 def deployment_admit_and_begin(*, name: str, key: str | None, channel: str, inputs: Any):

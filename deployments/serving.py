@@ -48,7 +48,7 @@ from deployments.selectors import deployment_api_url, deployment_mcp_url
 from observability.events import run_group
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
-from observability.services import RunFailed, run_store
+from observability.services import RunFailed
 from studio.api.errors import error_body
 from studio.background import spawn
 
@@ -167,7 +167,6 @@ async def workflow_execute(request, name: str):
         call_finished(channel, refused)
         return error_response(refused)
     if request.GET.get("async") in ("1", "true"):
-        await sync_to_async(run_store)(run)  # before its id is handed out
         _launch(deployment, run, channel)
         runs_url = f"/workflows/{deployment.name}/runs/{run.pk}"
         return JsonResponse(

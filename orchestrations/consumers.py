@@ -1,7 +1,8 @@
 from asgiref.sync import sync_to_async
 
 from observability.consumers import ExecutionConsumer
-from observability.services import launch_run, run_store
+from observability.limits import run_admit
+from observability.services import launch_run
 from orchestrations.execution import (
     orchestration_inputs_check,
     orchestration_run_new,
@@ -15,7 +16,7 @@ def _prepare(orchestration_id: str, organization_id: str, user, inputs):
     orchestration = Orchestration.objects.get(pk=orchestration_id, organization_id=organization_id)
     specs = orchestration_specs(orchestration)
     inputs = orchestration_inputs_check(orchestration.pattern, specs, orchestration.config, inputs)
-    run = run_store(orchestration_run_new(orchestration=orchestration, user=user, inputs=inputs))
+    run = run_admit(orchestration_run_new(orchestration=orchestration, user=user, inputs=inputs))
     work = orchestration_work(orchestration.pattern, specs, orchestration.config, inputs, stream=True)
     return run, work, orchestration.name
 

@@ -12,6 +12,7 @@ from agents.models import Agent
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.runner import bind_run_agent
 from agents.runtime.types import AgentError, AgentSpec
+from observability.limits import run_admit
 from observability.models import Run
 from observability.services import RunOutcome, run_execute, run_new
 from orchestrations.models import Orchestration
@@ -99,7 +100,7 @@ def orchestration_execute(*, user, orchestration: Orchestration, inputs: Any) ->
     """`POST /api/orchestrations/{id}/execute`: one recorded run of the orchestration."""
     specs = orchestration_specs(orchestration)
     inputs = orchestration_inputs_check(orchestration.pattern, specs, orchestration.config, inputs)
-    run = orchestration_run_new(orchestration=orchestration, user=user, inputs=inputs)
+    run = run_admit(orchestration_run_new(orchestration=orchestration, user=user, inputs=inputs))
     work = orchestration_work(orchestration.pattern, specs, orchestration.config, inputs)
     run, outcome = run_sync(run_execute, run, work, name=orchestration.name)
     summary = run_summary(run)

@@ -20,6 +20,7 @@ keep_wal_open(connections["default"].settings_dict)
 from deployments.mcp_server import with_mcp  # noqa: E402
 from providers.aio import mark_server_loop  # noqa: E402
 from providers.reaping import reaping_start  # noqa: E402
+from studio.bodies import bounded_bodies  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
 from studio.websocket import JWTAuthMiddleware, OriginCheck  # noqa: E402
 
@@ -57,7 +58,7 @@ application = serving(
         {
             # The admin's and the API docs' static files are served by the app itself.
             # /mcp/{name} (deployments' MCP endpoints) is served in front of Django.
-            "http": with_mcp(ASGIStaticFilesHandler(django_asgi_app)),
+            "http": bounded_bodies(with_mcp(ASGIStaticFilesHandler(django_asgi_app))),
             "websocket": OriginCheck(JWTAuthMiddleware(URLRouter(websocket_urlpatterns))),
         }
     )

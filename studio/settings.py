@@ -174,6 +174,16 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": False,
+    # Views that name a `throttle_scope` are limited per organization (per client address before
+    # login), counted in the shared cache; rates are DRF's "N/min" or "N/hour" (README).
+    "DEFAULT_THROTTLE_CLASSES": ["studio.api.throttles.ScopedWindowThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "register": env_str("STUDIO_THROTTLE_REGISTER", "20/hour"),
+        "login": env_str("STUDIO_THROTTLE_LOGIN", "60/min"),
+        "agent_test": env_str("STUDIO_THROTTLE_AGENT_TEST", "120/min"),
+        "orchestration_execute": env_str("STUDIO_THROTTLE_ORCHESTRATION_EXECUTE", "60/min"),
+        "provider_validate": env_str("STUDIO_THROTTLE_PROVIDER_VALIDATE", "30/min"),
+    },
 }
 
 SIMPLE_JWT = {
@@ -219,6 +229,14 @@ LOGIN_FAILURE_LIMIT = 10
 LOGIN_FAILURE_WINDOW_S = 15 * 60
 # Proxies whose X-Forwarded-For names the client (addresses or networks), see studio.audit.client_address.
 TRUSTED_PROXIES = env_list("STUDIO_TRUSTED_PROXIES")
+
+# Bounds on what one request, user or organization can make a server do (README, configuration).
+MAX_REQUEST_BODY_BYTES = int(env_str("STUDIO_MAX_BODY_BYTES", str(1024 * 1024)))  # and WebSocket frames
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+MAX_WEBSOCKETS_PER_USER = int(env_str("STUDIO_MAX_WEBSOCKETS_PER_USER", "20"))  # per server process
+MAX_ACTIVE_RUNS_PER_ORG = int(env_str("STUDIO_MAX_ACTIVE_RUNS_PER_ORG", "100"))  # queued or running
+REACT_MAX_TOOL_CALLS_PER_TURN = int(env_str("STUDIO_REACT_MAX_TOOL_CALLS_PER_TURN", "8"))
+REACT_MAX_TOOL_CALLS_PER_RUN = int(env_str("STUDIO_REACT_MAX_TOOL_CALLS_PER_RUN", "32"))
 
 # Server-sent event streams of deployment runs one key may hold open at once.
 MAX_EVENT_STREAMS_PER_KEY = int(env_str("STUDIO_MAX_EVENT_STREAMS_PER_KEY", "10"))  # per server process

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -31,6 +32,12 @@ BEARER_SUBPROTOCOL = "bearer"
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY_SOCKETS = 4429  # the user already holds MAX_WEBSOCKETS_PER_USER sockets here
+CLOSE_FRAME_TOO_LARGE = 1009  # RFC 6455 "message too big": a frame over MAX_REQUEST_BODY_BYTES
+
+# Open sockets per user in this server process (what a socket costs, memory and a task, is per
+# process; counting here needs no shared store and cannot leak past a crash).
+_open_sockets: Counter[str] = Counter()
 
 
 def _token_from_scope(scope) -> str | None:
@@ -97,6 +104,8 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
             BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in (self.scope.get("subprotocols") or []) else None
         )
         await self.accept(subprotocol=subprotocol)
+        if not await self._socket_slot_take():
+            return
         self._expiry = asyncio.create_task(self._close_when_token_expires(self.scope["token_expires_at"]))
         self.counted = True
         metrics.ws_connected()
@@ -136,13 +145,36 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         await self.send_error(code, message)
         await self.close(code=close_code)
 
+    async def _socket_slot_take(self) -> bool:
+        """Counts this socket against the user's cap; past it, an error frame and close code 4429
+        (after accepting, so that browsers see the code)."""
+        limit = settings.MAX_WEBSOCKETS_PER_USER
+        if _open_sockets[self.user.pk] >= limit:
+            await self.send_error("too_many_connections", f"At most {limit} open WebSockets per user.")
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return False
+        _open_sockets[self.user.pk] += 1
+        self.socket_slot = self.user.pk
+        return True
+
+    def _socket_slot_release(self) -> None:
+        user_pk = getattr(self, "socket_slot", None)
+        if user_pk is not None:
+            self.socket_slot = None
+            _open_sockets[user_pk] -= 1
+            if _open_sockets[user_pk] <= 0:
+                del _open_sockets[user_pk]
+
     async def disconnect(self, code):
+        self._socket_slot_release()
         if self._expiry is not None:
             self._expiry.cancel()
         if getattr(self, "counted", False):
             metrics.ws_disconnected()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if await self._frame_refused(text_data, bytes_data):
+            return
         try:
             content = json.loads(text_data or "")
         except ValueError:
@@ -152,6 +184,16 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error("malformed_frame", "Frames must be JSON objects with a string `type`.")
             return
         await self.receive_json(content)
+
+    async def _frame_refused(self, text_data: str | None, bytes_data: bytes | None) -> bool:
+        """A frame over the body limit closes the socket (1009) after an error frame; it is not parsed."""
+        limit = settings.MAX_REQUEST_BODY_BYTES
+        size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
+        if size <= limit:
+            return False
+        await self.send_error("payload_too_large", f"Frames may be at most {limit} bytes.")
+        await self.close(code=CLOSE_FRAME_TOO_LARGE)
+        return True
 
     async def send_error(self, code: str, message: str) -> None:
         await self.send_json({"type": "error", "error": {"code": code, "message": message, "fields": {}}})

@@ -35,6 +35,8 @@ class PublicView(APIView):
 
 
 class RegisterView(PublicView):
+    throttle_scope = "register"
+
     @extend_schema(request=RegisterSerializer, responses={201: RegistrationSerializer}, tags=["auth"])
     def post(self, request):
         """Creates an organization and its owner, and logs the owner in."""
@@ -44,6 +46,8 @@ class RegisterView(PublicView):
 
 
 class LoginView(PublicView):
+    throttle_scope = "login"
+
     @extend_schema(request=LoginSerializer, responses={200: SessionSerializer}, tags=["auth"])
     def post(self, request):
         data = validated(LoginSerializer, request.data)

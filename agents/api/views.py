@@ -19,9 +19,9 @@ from agents.api.serializers import (
     ExecuteSerializer,
 )
 from agents.codegen import agent_kaizen_source, source_file_name
-from agents.config import ConfigError
 from agents.execution import agent_test_run
 from agents.models import Agent
+from agents.runtime.validation import ConfigError
 from agents.selectors import agent_list, agent_provider_base_url, agent_version_list
 from studio.api.parsing import validated
 from studio.api.viewsets import OrgScopedViewSet
@@ -141,7 +141,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         return Response(source, headers={"Content-Disposition": disposition})
 
     @extend_schema(request=ExecuteSerializer, responses=AgentTestResultSerializer)
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_scope="agent_test")
     def test(self, request, pk=None):
         """Runs the agent once with a test input and waits for its output, usage and trace ids
         (watch it live on the WebSocket `/api/agents/{id}/stream`). Members and above."""

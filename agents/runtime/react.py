@@ -20,6 +20,20 @@ _MAX_TOOL_NAME = 64  # the common limit of provider function names
 
 
 @dataclass(frozen=True)
+class ToolCallLimits:
+    """How many tool calls one react execution runs, whatever the model asks for: at most
+    `per_turn` of one model turn and `per_run` in all; the calls past them are answered with a
+    `tool_call_limit` error instead of being run."""
+
+    per_turn: int = 8
+    per_run: int = 32
+
+
+# The server's limits (agents.apps sets them from the settings at start-up).
+tool_call_limits = ToolCallLimits()
+
+
+@dataclass(frozen=True)
 class Tool:
     """A tool agent and the function it is offered to the model as."""
 
@@ -28,25 +42,44 @@ class Tool:
 
 
 async def react(execution: Execution, inputs: Mapping[str, object]) -> Outcome:
-    """Up to `max_steps` rounds of tool calls, each run as a tool agent, until the model answers
-    without tools; then (or after the last step, asked once more without tools) the answer is parsed."""
+    """Up to `max_steps` rounds of tool calls, each run as a tool agent (within `tool_call_limits`),
+    until the model answers without tools; then (or after the last step or the last tool call
+    allowed, asked once more without tools) the answer is parsed."""
     spec = execution.spec
+    limits = tool_call_limits
     fields = output_fields(spec)
     tools = offered_tools(spec)
     functions = [tool.function for tool in tools.values()]
     schema = signature_json_schema(fields)
     messages = opening_messages(spec, fields, inputs)
     used: list[str] = []
+    refused = 0
     for _ in range(spec.config["config"]["max_steps"]):
+        if len(used) >= limits.per_run:
+            break
         completion = await execution.complete(messages, json_schema=schema, tools=functions)
         if not completion.tool_calls:
             output = await accept_or_repair(execution, messages, completion, fields)
-            return Outcome(output, {"tool_calls": used})
+            return Outcome(output, _attributes(used, refused))
+        allowed = min(limits.per_turn, limits.per_run - len(used))
+        runs, over = completion.tool_calls[:allowed], completion.tool_calls[allowed:]
         messages.append(Message("assistant", completion.text, tool_calls=completion.tool_calls))
-        messages += await _answer_tool_calls(execution, tools, completion.tool_calls)
-        used += [call.name for call in completion.tool_calls]
+        messages += await _answer_tool_calls(execution, tools, runs)
+        messages += [_refused_tool_call(call, limits) for call in over]
+        used += [call.name for call in runs]
+        refused += len(over)
     output = await ask_for_fields(execution, [*messages, final_answer_request()], fields)
-    return Outcome(output, {"tool_calls": used})
+    return Outcome(output, _attributes(used, refused))
+
+
+def _attributes(used: list[str], refused: int) -> dict[str, object]:
+    return {"tool_calls": used, **({"tool_calls_refused": refused} if refused else {})}
+
+
+def _refused_tool_call(call: ToolCall, limits: ToolCallLimits) -> Message:
+    # Every call the model made needs an answer, or providers reject the next request.
+    message = f"not run: at most {limits.per_turn} tool calls per turn and {limits.per_run} per run"
+    return Message("tool", _error_content("tool_call_limit", message), tool_call_id=call.id)
 
 
 def offered_tools(spec: AgentSpec) -> dict[str, Tool]:

@@ -54,7 +54,7 @@ class OrchestrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Org
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=ExecuteSerializer, responses=ExecutionResultSerializer)
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_scope="orchestration_execute")
     def execute(self, request, pk=None):
         """Runs the orchestration once and waits for its output (watch it live on the WebSocket
         `/api/orchestrations/{id}/stream`)."""

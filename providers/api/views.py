@@ -35,6 +35,11 @@ class ProviderConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Or
     def scoped_queryset(self):
         return provider_config_list(user=self.request.user)
 
+    @property
+    def throttle_scope(self) -> str | None:
+        # These call the provider with the key (creating and re-keying validate it first).
+        return "provider_validate" if self.action in ("create", "partial_update", "validate") else None
+
     def _respond(self, config: APIProviderConfig, status_code: int = status.HTTP_200_OK) -> Response:
         config = self.get_queryset().get(pk=config.pk)  # with this month's spend
         return Response(ProviderConfigSerializer(config).data, status=status_code)

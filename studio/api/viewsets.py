@@ -18,6 +18,7 @@ class OrgScopedViewSet(viewsets.GenericViewSet):
     write_role = "member"
     action_roles: dict[str, str] = {}
     organization_field = "organization"
+    throttle_scope: str | None = None  # an expensive action names its scope (studio.api.throttles)
 
     def scoped_queryset(self):
         return self.queryset.all()
