@@ -2,8 +2,8 @@ from django import forms
 from django.contrib import admin
 
 from agents import services
-from agents.config import ConfigError
 from agents.models import Agent, AgentVersion
+from agents.runtime.validation import ConfigError
 from studio.admin import AuditedAdmin
 
 EDITABLE_FIELDS = ["name", "description", "agent_type", "status", "is_public", "config_yaml"]

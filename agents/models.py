@@ -10,7 +10,7 @@ from studio.ids import PrefixedIdField
 
 
 class Agent(models.Model):
-    """An agent designed in the studio: a version-1 config YAML (see agents.config) plus metadata.
+    """An agent designed in the studio: a version-1 config YAML (see agents.config_schema) plus metadata.
 
     `config` is the validated, normalized form of `config_yaml`, stored so that runs and lists never
     re-parse YAML."""

@@ -5,7 +5,7 @@ Versions: an agent starts at 1.0.0. A change of `config_yaml` that changes the v
 stores the config it replaces as an `AgentVersion` and bumps the version, minor when the
 signature's interface changes (an input or output added, removed, renamed, retyped, made optional
 or given other enum values) and patch for everything else (prompt, descriptions, provider, config,
-tools), as `agents.config.version_bump` decides. A new YAML text with the same config (comments,
+tools), as `agents.config_schema.version_bump` decides. A new YAML text with the same config (comments,
 formatting) is kept without a new version. The other fields change in place."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 
 from django.db import transaction
 
-from agents.config import ConfigError, parse_agent_config, version_bump
+from agents.config_schema import parse_agent_config, version_bump
 from agents.models import Agent, AgentVersion
+from agents.runtime.validation import ConfigError
 from agents.selectors import agent_dependents, agent_version_list
 from providers.gateway import provider_config_resolve
 from providers.llm.types import ProviderNotConfigured

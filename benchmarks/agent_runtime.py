@@ -63,7 +63,7 @@ def agent_yaml(*, provider="mock", model="mock-1", answer: str | None = None, la
 
 
 def saved_agent(organization, yaml_text: str, name="Support"):
-    from agents.config import parse_agent_config
+    from agents.config_schema import parse_agent_config
     from agents.models import Agent
 
     return Agent.objects.create(

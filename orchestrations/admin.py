@@ -3,8 +3,8 @@ from django.contrib import admin
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from agents.config import ConfigError
 from agents.models import Agent
+from agents.runtime.validation import ConfigError
 from orchestrations.models import Orchestration
 from orchestrations.services import orchestration_config_parse
 from studio.admin import AuditedAdmin

@@ -8,9 +8,10 @@ from typing import Any
 from django.apps import apps
 from django.db import transaction
 
-from agents.config import ConfigError, load_yaml
 from agents.models import Agent
+from agents.runtime.validation import ConfigError
 from agents.services import invalid_config
+from agents.yaml_loader import load_yaml
 from orchestrations.models import Orchestration
 from orchestrations.patterns import validate_pattern_config
 from studio.api.errors import ApiError

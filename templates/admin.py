@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Q
 
-from agents.config import ConfigError
+from agents.runtime.validation import ConfigError
 from studio.admin import AuditedAdmin
 from templates import services
 from templates.models import AgentTemplate, OrchestrationTemplate

@@ -1,6 +1,6 @@
 """Writes of templates: using one (an agent, or agents plus an orchestration, in the caller's
-organization), saving an agent as an organization's template, operators' edits, and loading the
-official templates shipped in `templates/official/`. Each write is a transaction that audits itself.
+organization), saving an agent as an organization's template and operators' edits (loading the
+official templates is templates.official). Each write is a transaction that audits itself.
 
 Templates name a provider kind, never an account. `use` gives the new agents the organization's
 org-wide config of that kind (its default, else its oldest active one, as the gateway resolves it),
@@ -9,19 +9,19 @@ provider (`mock-1`) and the result says it fell back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-import yaml
 from django.db import transaction
 from django.db.models import F
 
-from agents.config import ConfigError, load_yaml, parse_agent_config
+from agents.config_schema import parse_agent_config
 from agents.models import Agent
+from agents.runtime.validation import ConfigError
 from agents.selectors import agent_list
 from agents.services import agent_create, invalid_config
+from agents.yaml_loader import load_yaml
 from orchestrations.models import Orchestration
 from orchestrations.patterns import PATTERNS, validate_pattern_config
 from orchestrations.services import orchestration_create
@@ -30,8 +30,8 @@ from providers.llm.types import ProviderNotConfigured
 from studio.api.errors import ApiError
 from studio.audit import audit_record
 from templates.models import AgentTemplate, OrchestrationTemplate
+from templates.yaml_rewrite import config_yaml_with_provider
 
-OFFICIAL_DIR = Path(__file__).resolve().parent / "official"
 MOCK = "mock"
 NAME_MAX = 120
 
@@ -94,43 +94,6 @@ def provider_choose(*, organization_id: str, kind: str, model: str) -> ProviderC
     except ProviderNotConfigured:
         return ProviderChoice(kind=MOCK, model=MOCK_DEFAULT_MODEL, provider_id=None, fallback=True)
     return ProviderChoice(kind=kind, model=model, provider_id=config.pk, fallback=False)
-
-
-def config_yaml_with_provider(config_yaml: str, provider: Mapping[str, Any]) -> str:
-    """`config_yaml` with its `provider` section replaced by `provider`. The rest of the text is
-    kept as written (comments, layout) when the section can be cut out cleanly, else the whole
-    document is written out again."""
-    document = load_yaml(config_yaml)
-    wanted = {**document, "provider": dict(provider)}
-    section = _dump({"provider": dict(provider)})
-    root = yaml.compose(config_yaml, Loader=yaml.SafeLoader)
-    for key, value in root.value if isinstance(root, yaml.MappingNode) else ():
-        if key.value == "provider":
-            rest = config_yaml[value.end_mark.index :]
-            text = config_yaml[: key.start_mark.index] + section + rest.removeprefix("\n")
-            try:
-                if load_yaml(text) == wanted:
-                    return text
-            except ConfigError:
-                pass
-            break
-    return _dump(wanted)
-
-
-class _ConfigDumper(yaml.SafeDumper):
-    """Writes multi-line strings (system prompts) as literal blocks, as people write them."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str):
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_ConfigDumper.add_representer(str, _represent_str)
-
-
-def _dump(document: Mapping[str, Any]) -> str:
-    return yaml.dump(dict(document), Dumper=_ConfigDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def _retargeted(template: AgentTemplate, cache: dict[str, ProviderChoice], organization_id: str):
@@ -346,203 +309,3 @@ def template_save(
 
 def _plain(value: Any) -> Any:
     return getattr(value, "pk", value)
-
-
-# --- official templates --------------------------------------------------------------------------
-
-
-class TemplateDataError(Exception):
-    """Official template files that do not load; `errors` names each file and path."""
-
-    def __init__(self, errors: Sequence[str]):
-        self.errors = list(errors)
-        super().__init__("\n".join(self.errors))
-
-
-@dataclass
-class LoadCounts:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-
-@dataclass
-class LoadReport:
-    agents: LoadCounts = field(default_factory=LoadCounts)
-    orchestrations: LoadCounts = field(default_factory=LoadCounts)
-
-
-_AGENT_FIELDS = ("name", "description", "category", "agent_type", "icon", "config_yaml", "config")
-_ORCHESTRATION_FIELDS = (
-    "name",
-    "description",
-    "pattern",
-    "icon",
-    "config_yaml",
-    "config",
-    "agent_template_ids",
-)
-
-
-def official_templates_load(*, directory: Path = OFFICIAL_DIR) -> LoadReport:
-    """Creates or updates the official templates described by the files of `directory` (`agents/`
-    and `orchestrations/`, one YAML file each), keyed by their `slug`: loading twice changes
-    nothing, a changed file updates its template in place (downloads kept). Every file is checked
-    before anything is written (TemplateDataError lists every problem); templates no longer in
-    the files are left alone."""
-    agents = _read_agent_files(directory / "agents")
-    orchestrations = _read_orchestration_files(directory / "orchestrations", known=set(agents))
-    report = LoadReport()
-    with transaction.atomic():
-        agent_ids = _upsert(AgentTemplate, agents, _AGENT_FIELDS, report.agents)
-        for entry in orchestrations.values():
-            entry["agent_template_ids"] = [agent_ids[slug] for slug in entry.pop("agents")]
-        _upsert(OrchestrationTemplate, orchestrations, _ORCHESTRATION_FIELDS, report.orchestrations)
-    return report
-
-
-def _upsert(model, entries: dict[str, dict[str, Any]], fields: Sequence[str], counts: LoadCounts) -> dict:
-    existing = {
-        t.slug: t for t in model.objects.select_for_update().filter(is_official=True, slug__in=entries)
-    }
-    ids = {}
-    for slug, entry in entries.items():
-        template = existing.get(slug)
-        if template is None:
-            template = model.objects.create(slug=slug, is_official=True, **{f: entry[f] for f in fields})
-            audit_record(
-                actor=None,
-                organization_id=None,
-                operation="create",
-                instance=template,
-                changes={"slug": slug, "name": template.name, "source": "official templates"},
-            )
-            counts.created += 1
-        else:
-            changed = [f for f in fields if getattr(template, f) != entry[f]]
-            if changed:
-                for name in changed:
-                    setattr(template, name, entry[name])
-                template.save(update_fields=[*changed, "updated_at"])
-                audit_record(
-                    actor=None,
-                    organization_id=None,
-                    operation="update",
-                    instance=template,
-                    changes={"slug": slug, "fields": changed, "source": "official templates"},
-                )
-                counts.updated += 1
-            else:
-                counts.unchanged += 1
-        ids[slug] = template.pk
-    return ids
-
-
-def _read(directory: Path) -> list[tuple[str, dict[str, Any] | None, list[str]]]:
-    """(file label, loaded mapping or None, errors) for each YAML file of `directory`."""
-    read = []
-    for path in sorted(directory.glob("*.yaml")):
-        label = f"{directory.name}/{path.name}"
-        try:
-            read.append((label, load_yaml(path.read_text(encoding="utf-8")), []))
-        except ConfigError as error:
-            read.append(
-                (label, None, [f"{label}: {e['path'] or '(document)'}: {e['message']}" for e in error.errors])
-            )
-    return read
-
-
-def _checked_keys(label: str, data: dict[str, Any], required: Sequence[str], optional: Sequence[str], errors):
-    for key in required:
-        if not isinstance(data.get(key), str) or not data[key].strip():
-            errors.append(f"{label}: {key}: is required (a non-empty string)")
-    for key in set(data) - set(required) - set(optional):
-        errors.append(f"{label}: {key}: unknown key")
-
-
-def _read_agent_files(directory: Path) -> dict[str, dict[str, Any]]:
-    entries: dict[str, dict[str, Any]] = {}
-    errors: list[str] = []
-    for label, data, problems in _read(directory):
-        errors += problems
-        if data is None:
-            continue
-        before = len(errors)
-        _checked_keys(
-            label,
-            data,
-            ("slug", "name", "category", "agent_type", "config_yaml"),
-            ("description", "icon"),
-            errors,
-        )
-        if data.get("category") not in AgentTemplate.Category.values:
-            errors.append(f"{label}: category: must be one of {', '.join(AgentTemplate.Category.values)}")
-        if data.get("agent_type") not in Agent.AgentType.values:
-            errors.append(f"{label}: agent_type: must be one of {', '.join(Agent.AgentType.values)}")
-        if data.get("slug") in entries:
-            errors.append(f"{label}: slug: {data['slug']!r} is used by another file")
-        if len(errors) > before:
-            continue
-        try:
-            config = agent_template_config_parse(data["config_yaml"], official=True)
-        except ConfigError as error:
-            errors += [f"{label}: config_yaml.{e['path']}: {e['message']}" for e in error.errors]
-            continue
-        entries[data["slug"]] = {
-            "name": data["name"],
-            "description": str(data.get("description") or "").strip(),
-            "category": data["category"],
-            "agent_type": data["agent_type"],
-            "icon": data.get("icon", ""),
-            "config_yaml": data["config_yaml"],
-            "config": config,
-        }
-    if errors:
-        raise TemplateDataError(errors)
-    return entries
-
-
-def _read_orchestration_files(directory: Path, *, known: set[str]) -> dict[str, dict[str, Any]]:
-    entries: dict[str, dict[str, Any]] = {}
-    errors: list[str] = []
-    for label, data, problems in _read(directory):
-        errors += problems
-        if data is None:
-            continue
-        before = len(errors)
-        _checked_keys(
-            label, data, ("slug", "name", "pattern"), ("description", "icon", "agents", "config_yaml"), errors
-        )
-        slugs = data.get("agents")
-        if not isinstance(slugs, list) or not all(isinstance(slug, str) for slug in slugs):
-            errors.append(f"{label}: agents: must be a list of agent template slugs, one per position")
-            slugs = []
-        errors += [
-            f"{label}: agents[{i}]: no official agent template {s!r}"
-            for i, s in enumerate(slugs)
-            if s not in known
-        ]
-        if data.get("slug") in entries:
-            errors.append(f"{label}: slug: {data['slug']!r} is used by another file")
-        if len(errors) > before:
-            continue
-        config_yaml = data.get("config_yaml") or ""
-        try:
-            config = orchestration_template_config_parse(
-                pattern=data["pattern"], config_yaml=config_yaml, agent_template_ids=slugs
-            )
-        except ConfigError as error:
-            errors += [f"{label}: config_yaml.{e['path']}: {e['message']}" for e in error.errors]
-            continue
-        entries[data["slug"]] = {
-            "name": data["name"],
-            "description": str(data.get("description") or "").strip(),
-            "pattern": data["pattern"],
-            "icon": data.get("icon", ""),
-            "config_yaml": config_yaml,
-            "config": config,
-            "agents": slugs,
-        }
-    if errors:
-        raise TemplateDataError(errors)
-    return entries

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AgentSpec:
     """A saved agent as the runtime sees it. `config` is the validated version-1 config with every
-    default filled in (see agents.config); `tools` are the resolved tool agents of a react agent."""
+    default filled in (see agents.config_schema); `tools` are the resolved tool agents of a react agent."""
 
     agent_id: str
     name: str

@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Any
 
 from agents.runtime.types import AgentError, AgentResult, AgentSpec, RunAgent, internal_error
-from orchestrations.patterns.options import Errors, Option
+from agents.runtime.validation import Errors
+from orchestrations.patterns.options import Option
 from providers.llm.types import Recorder
 
 Output = dict[str, Any]

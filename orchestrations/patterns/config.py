@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agents.config import ConfigError
-from orchestrations.patterns.options import COMMON_OPTIONS, Errors, error, parse_options
+from agents.runtime.validation import ConfigError, Errors, error
+from orchestrations.patterns.options import COMMON_OPTIONS, parse_options
 from orchestrations.patterns.registry import PATTERNS
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agents.runtime.validation import Errors, error
 from orchestrations.patterns.base import Output, Pattern, PatternRun, inputs_from
-from orchestrations.patterns.options import Errors, Number, Text, error
+from orchestrations.patterns.options import Number, Text
 
 
 async def execute(run: PatternRun) -> Output:

@@ -1,18 +1,18 @@
 """Config options of the orchestration patterns: each option checks one value and knows its default.
 
 `parse_options` checks a whole mapping against a set of options, collecting every error with its
-path (`routing.mode`, `mapping[1].draft`) instead of stopping at the first.
+path (`routing.mode`, `mapping[1].draft`) instead of stopping at the first (the errors, paths and
+suggestions are agents.runtime.validation's).
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-Errors = list[dict[str, str]]
+from agents.runtime.validation import Errors, check_known_keys, error, join
 
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -21,14 +21,6 @@ class Option(Protocol):
     default: Any
 
     def parse(self, value: Any, path: str, errors: Errors) -> Any: ...
-
-
-def error(path: str, message: str) -> dict[str, str]:
-    return {"path": path, "message": message}
-
-
-def join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
 
 
 @dataclass(frozen=True)
@@ -100,19 +92,11 @@ def parse_options(
     options: Mapping[str, Option], data: Mapping[str, Any], prefix: str, errors: Errors
 ) -> dict[str, Any]:
     """Check `data` against `options`: every value checked, unknown keys rejected, defaults filled."""
-    for key in data:
-        if key not in options:
-            errors.append(error(join(prefix, str(key)), _unknown_key_message(str(key), options)))
+    check_known_keys(data, list(options), prefix, errors, sorted_keys=True)
     return {
         key: option.default if data.get(key) is None else option.parse(data[key], join(prefix, key), errors)
         for key, option in options.items()
     }
-
-
-def _unknown_key_message(key: str, options: Mapping[str, Option]) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown key {key!r}{hint}; allowed keys: {', '.join(sorted(options))}"
 
 
 COMMON_OPTIONS: dict[str, Option] = {

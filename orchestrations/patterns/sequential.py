@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.runtime.types import AgentError, AgentSpec
+from agents.runtime.validation import Errors, error
 from orchestrations.patterns.base import Output, Pattern, PatternRun, input_fields, inputs_from
-from orchestrations.patterns.options import FIELD_NAME, Errors, error
+from orchestrations.patterns.options import FIELD_NAME
 
 INPUT_PREFIX = "input."
 

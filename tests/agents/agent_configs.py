@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agents.config import parse_agent_config
+from agents.config_schema import parse_agent_config
 from agents.models import Agent
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from agents.config import parse_agent_config
+from agents.config_schema import parse_agent_config
 from agents.models import Agent
 
 _seq = itertools.count(1)

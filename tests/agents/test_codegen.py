@@ -15,7 +15,7 @@ from agents.codegen import (
     signature_class_name,
     source_file_name,
 )
-from agents.config import validate_agent_config
+from agents.config_schema import validate_agent_config
 from agents.models import Agent
 from tests.agents.factories import agent_config, agent_yaml, make_agent
 from tests.providers.factories import make_provider_config

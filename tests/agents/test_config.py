@@ -6,7 +6,9 @@ import copy
 
 import pytest
 
-from agents.config import ConfigError, load_yaml, parse_agent_config, validate_agent_config, version_bump
+from agents.config_schema import parse_agent_config, validate_agent_config, version_bump
+from agents.runtime.validation import ConfigError
+from agents.yaml_loader import load_yaml
 
 EXAMPLE = """
 signature:

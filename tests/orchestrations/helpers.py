@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from agents.config import parse_agent_config
+from agents.config_schema import parse_agent_config
 from agents.models import Agent
 from observability.models import Run, RunEvent, Span
 from orchestrations.models import Orchestration

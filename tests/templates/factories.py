@@ -7,7 +7,8 @@ from typing import Any
 
 from agents.runtime.schema import conform
 from templates.models import AgentTemplate, OrchestrationTemplate
-from templates.services import agent_template_config_parse, official_templates_load
+from templates.official import official_templates_load
+from templates.services import agent_template_config_parse
 from tests.agents.factories import agent_yaml
 
 _seq = itertools.count(1)

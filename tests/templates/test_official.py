@@ -12,11 +12,12 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from agents.config import load_yaml, parse_agent_config
+from agents.config_schema import parse_agent_config
+from agents.yaml_loader import load_yaml
 from observability.models import AuditLog
 from orchestrations.patterns import PATTERNS, validate_pattern_config
 from templates.models import AgentTemplate, OrchestrationTemplate
-from templates.services import OFFICIAL_DIR, TemplateDataError, official_templates_load
+from templates.official import OFFICIAL_DIR, TemplateDataError, official_templates_load
 
 AGENT_FILES = sorted((OFFICIAL_DIR / "agents").glob("*.yaml"))
 ORCHESTRATION_FILES = sorted((OFFICIAL_DIR / "orchestrations").glob("*.yaml"))

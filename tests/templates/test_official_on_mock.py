@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.config import parse_agent_config
+from agents.config_schema import parse_agent_config
 from observability.models import Run, Span
 from tests.templates.factories import assert_matches_outputs, load_official, sample_inputs
 from tests.templates.test_official import AGENTS, ORCHESTRATION_FILES, read

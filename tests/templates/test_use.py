@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from agents.config import load_yaml, parse_agent_config
+from agents.config_schema import parse_agent_config
 from agents.execution import agent_test_run
 from agents.models import Agent
+from agents.yaml_loader import load_yaml
 from observability.models import AuditLog, Run
 from orchestrations.execution import orchestration_execute
 from orchestrations.models import Orchestration
 from templates.models import AgentTemplate, OrchestrationTemplate
-from templates.services import (
-    agent_template_use,
-    config_yaml_with_provider,
-    orchestration_template_use,
-)
+from templates.services import agent_template_use, orchestration_template_use
+from templates.yaml_rewrite import config_yaml_with_provider
 from tests.agents.factories import agent_yaml
 from tests.conftest import client_for
 from tests.fakes.behaviours import json_answer

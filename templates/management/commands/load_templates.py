@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from templates.services import OFFICIAL_DIR, TemplateDataError, official_templates_load
+from templates.official import OFFICIAL_DIR, TemplateDataError, official_templates_load
 
 
 class Command(BaseCommand):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agents.config import validate_agent_config
+from agents.config_schema import validate_agent_config
 from agents.runtime.types import AgentSpec
 from providers.llm.types import Completion, Delta, LLMCall, LLMError, ToolCall, Usage
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from agents.config import STRATEGIES as CONFIG_STRATEGIES
+from agents.config_schema import STRATEGIES as CONFIG_STRATEGIES
 from agents.runtime.breaker import InMemoryCircuitBreaker
 from agents.runtime.react import offered_tools, tool_name
 from agents.runtime.runner import run_agent

@@ -1,6 +1,6 @@
 import pytest
 
-from agents.config import ConfigError
+from agents.runtime.validation import ConfigError
 from orchestrations.patterns import PATTERNS, validate_pattern_config
 
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from agents.config import ConfigError
 from agents.runtime.types import AgentError
+from agents.runtime.validation import ConfigError
 from tests.orchestrations.patterns.conftest import Reply, agent, fail
 
 TRIO = [agent("a"), agent("b"), agent("c")]
