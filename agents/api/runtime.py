@@ -70,10 +70,8 @@ class RuntimeAgentViewSet(mixins.ListModelMixin, OrgScopedViewSet):
     queryset = Agent.objects.all()
     serializer_class = RuntimeAgentSerializer
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Agent.objects.none()
-        return runtime_agent_list(organization_id=self.request.user.organization_id)
+    def scoped_queryset(self, *, organization, user):
+        return runtime_agent_list(organization_id=organization.pk)
 
     @extend_schema(tags=["runtime"])
     def list(self, request, *args, **kwargs):

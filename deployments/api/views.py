@@ -67,10 +67,8 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
     write_role = "admin"
     http_method_names = ["get", "post", "delete", "head", "options"]
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Deployment.objects.none()
-        queryset = deployment_list(user=self.request.user)
+    def scoped_queryset(self, *, organization, user):
+        queryset = deployment_list(user=user)
         return queryset if self.action == "list" else queryset.defer(None)
 
     def retrieve(self, request, pk=None):

@@ -52,10 +52,8 @@ class TraceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     serializer_class = TraceSerializer
     filterset_class = TraceFilterSet
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Run.objects.none()
-        return selectors.trace_list(organization_id=self.request.user.organization_id)
+    def scoped_queryset(self, *, organization, user):
+        return selectors.trace_list(organization_id=organization.pk)
 
     @extend_schema(responses=TraceDetailSerializer)
     def retrieve(self, request, *args, **kwargs):

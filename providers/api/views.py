@@ -32,8 +32,8 @@ class ProviderConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Or
     filterset_class = ProviderConfigFilterSet
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def scoped_queryset(self):
-        return provider_config_list(user=self.request.user)
+    def scoped_queryset(self, *, organization, user):
+        return provider_config_list(user=user)
 
     @property
     def throttle_scope(self) -> str | None:

@@ -38,10 +38,8 @@ class AgentTemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Org
     lookup_value_regex = TEMPLATE_ID
     http_method_names = ["get", "post", "head", "options"]
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return AgentTemplate.objects.none()
-        return agent_template_list(user=self.request.user)
+    def scoped_queryset(self, *, organization, user):
+        return agent_template_list(user=user)
 
     @extend_schema(request=AgentTemplateCreateSerializer, responses={201: AgentTemplateReadSerializer})
     def create(self, request):
@@ -78,10 +76,8 @@ class OrchestrationTemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMi
     lookup_value_regex = TEMPLATE_ID
     http_method_names = ["get", "post", "head", "options"]
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return OrchestrationTemplate.objects.none()
-        return orchestration_template_list(user=self.request.user)
+    def scoped_queryset(self, *, organization, user):
+        return orchestration_template_list(user=user)
 
     def get_serializer(self, *args, **kwargs):
         # The names of the agent templates of every row shown, in one query.
