@@ -52,10 +52,12 @@ def row_insert(obj: models.Model) -> None:
 
 
 def row_update(model: type[models.Model], pk: Any, **changes: Any) -> int:
-    """Sets `changes` (field name -> value) on one row; returns how many rows matched (0 or 1)."""
+    """Sets `changes` (field name, or a foreign key's `_id` name, -> value) on one row; returns how
+    many rows matched (0 or 1)."""
     names = tuple(sorted(changes))
     sql, fields = _update_sql(model, names, connection.vendor)
-    params = [field.get_db_prep_save(changes[field.name], connection) for field in fields]
+    values = (changes[name] for name in names)
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values, strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, pk])
         return cursor.rowcount

@@ -9,7 +9,29 @@ returns as it was on its own.
 
 One waiting caller leads each batch and runs it on its own sync thread (under a request, the
 request's thread, which lives as long as the caller waits); when it is done, the next waiting
-caller leads the writes that queued meanwhile. No task outlives its callers."""
+caller leads the writes that queued meanwhile. No task outlives its callers.
+
+The rules a write (the `fn` handed to `ledger_write`) must keep, because of that sharing:
+
+1. It is safe to run again after a rollback. When another write of its batch raises, the
+   transaction is rolled back and the rest of the batch runs again: a write is a function of the
+   database and its arguments, with no effect outside the transaction (it publishes nothing,
+   calls nothing remote, counts nothing in memory that a second run would count twice). Whatever
+   must follow a write happens after `ledger_write` returns (events are published then).
+2. It is never called inside `transaction.atomic()`. Its batch's transaction must be the
+   outermost one, or `ledger_write` would return before anything is committed, and the caller's
+   rollback would undo the writes of other runs, which were told they are stored. A write whose
+   thread's connection is in an atomic block fails with AssertionError (so does its batch).
+3. Writes of other runs may share its transaction. It raises rather than swallowing a database
+   error (on PostgreSQL the transaction is unusable after one, for every write of the batch), it
+   leaves the connection as it found it (no SET of session or transaction settings), and the
+   locks it takes are held until the whole batch commits. A read cached with `batch_cached` is
+   the same for every write of the batch, its runs again included.
+
+`settings.LEDGER_GROUP_COMMIT = False` (STUDIO_LEDGER_GROUP_COMMIT=0) turns the sharing off: each
+write is a batch of its own, in a transaction of its own, with the same order, results, failures
+and cancellation; the rules then cost nothing, and the throughput of the shared transactions is
+lost (benchmarks/README.md, gateway overhead)."""
 
 from __future__ import annotations
 
@@ -19,7 +41,8 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 
 from observability.loops import loop_local
 
@@ -80,7 +103,8 @@ class GroupCommit:
             self._hand_over()
 
     async def _lead(self) -> None:
-        batch, self._queue = self._queue, []
+        taking = len(self._queue) if settings.LEDGER_GROUP_COMMIT else 1
+        batch, self._queue = self._queue[:taking], self._queue[taking:]
         for entry in batch:
             entry.taken = True
         applying = asyncio.ensure_future(sync_to_async(_apply)(batch))
@@ -154,6 +178,7 @@ def _attempt(entries: list[_Write]) -> _Write | None:
     """One transaction of `entries`; the write that raised (its transaction rolled back), if any."""
     failed = None
     try:
+        _assert_outside_atomic_blocks()
         with transaction.atomic():
             for entry in entries:
                 try:
@@ -166,6 +191,19 @@ def _attempt(entries: list[_Write]) -> _Write | None:
             for entry in entries:
                 entry.value, entry.ok = exc, False
     return failed
+
+
+def _assert_outside_atomic_blocks() -> None:
+    """Rule 2 of the module docstring. A test case's own wrapping blocks (Django's TestCase and
+    pytest-django's `db`, which roll each test back) don't count: that is Django's rule for
+    `atomic(durable=True)` too, which reads the same flag (django.db.transaction.Atomic). In such a
+    test the batch is a savepoint of the test's transaction, as every other write of the test is."""
+    blocks = connection.atomic_blocks
+    if blocks and not blocks[-1]._from_testcase:
+        raise AssertionError(
+            "ledger_write was called inside transaction.atomic(): a ledger write runs in a transaction "
+            "of its own, shared with other runs' writes, and must be the outermost one"
+        )
 
 
 _group_commit = loop_local(GroupCommit)

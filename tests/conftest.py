@@ -99,6 +99,14 @@ def _rate_limit_clock(monkeypatch):
     monkeypatch.setattr(ratelimit, "clock", lambda: window_start + 1.0)
 
 
+@pytest.fixture(params=[True, False], ids=["group-commit", "write-alone"])
+def ledger_group_commit(request, settings):
+    """Runs a test of the ledger's write path both ways: concurrent writes sharing transactions
+    (the default) and each write in a transaction of its own (STUDIO_LEDGER_GROUP_COMMIT=0)."""
+    settings.LEDGER_GROUP_COMMIT = request.param
+    return request.param
+
+
 @pytest.fixture
 def organization(db):
     return make_organization()

@@ -8,7 +8,7 @@ status the rest of the product reports.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -196,7 +196,8 @@ class Gateway(Protocol):
 
 
 class Recorder(Protocol):
-    """Sink for spans and events of one run (implemented by observability)."""
+    """Sink for spans and events of one run (implemented by observability). A sink that subclasses
+    it needn't implement `batch`."""
 
     async def span_open(
         self,
@@ -223,5 +224,6 @@ class Recorder(Protocol):
     async def emit(self, type: str, *, agent_id: str | None = None, data: Mapping[str, Any]) -> None: ...
 
     def batch(self) -> AbstractAsyncContextManager[None]:
-        """Within it, spans and events are stored together when it ends (events published then)."""
-        ...
+        """Within it, spans and events are stored together when it ends (events published then).
+        By default nothing waits: each is stored as it is made, which is as correct, only slower."""
+        return nullcontext()

@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.db import OperationalError
 
 from observability import recorder as recorder_module
-from observability.models import RunEvent
+from observability.models import Run, RunEvent
 from observability.recorder import RunRecorder
-from observability.services import run_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("ledger_group_commit")]
 
 
 async def stored(run) -> list[tuple[int, str]]:
@@ -22,9 +20,7 @@ async def stored(run) -> list[tuple[int, str]]:
 
 @pytest.fixture
 async def recorder(member):
-    run = await sync_to_async(run_create)(
-        organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={}
-    )
+    run = await Run.objects.acreate(organization_id=member.organization_id, user=member, kind="agent_test")
     return RunRecorder(run)
 
 

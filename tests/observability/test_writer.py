@@ -1,27 +1,28 @@
 """The group commit of ledger writes: concurrent writes share transactions, yet each write
-succeeds, fails or is cancelled on its own."""
+succeeds, fails or is cancelled on its own. Every test runs both ways: with the group commit and
+with each write in a transaction of its own (settings.LEDGER_GROUP_COMMIT); only the batches
+differ. Writes that must be running at a given moment are held on a `Gate`, never timed."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import time
+import threading
 
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import IntegrityError
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import IntegrityError, transaction
 
 from accounts.models import Organization
 from observability import writer
 from observability.writer import batch_cached, ledger_write
 from tests.accounts.factories import make_organization
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("ledger_group_commit")]
 
 
-def create(name: str, *, pause_s: float = 0.0, fail: bool = False) -> str:
+def create(name: str, *, fail: bool = False) -> str:
     organization = make_organization(name=name)
-    time.sleep(pause_s)
     if fail:
         raise ValueError(f"{name} refused")
     return organization.name
@@ -29,6 +30,41 @@ def create(name: str, *, pause_s: float = 0.0, fail: bool = False) -> str:
 
 async def stored_names() -> set[str]:
     return {name async for name in Organization.objects.values_list("name", flat=True)}
+
+
+class Gate:
+    """Holds a write in the sync thread until the test opens it; `entered` is set, on the test's
+    loop, once the write is running (and so holding its batch and the thread)."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.entered = asyncio.Event()
+        self._opened = threading.Event()
+
+    def hold(self, fn):
+        def held():
+            self._loop.call_soon_threadsafe(self.entered.set)
+            self._opened.wait()
+            return fn()
+
+        return held
+
+    def open(self) -> None:
+        self._opened.set()
+
+
+@pytest.fixture
+async def gates():
+    """Makes gates; opens them all at the end, so that a test failing midway blocks no thread."""
+    made: list[Gate] = []
+
+    def gate() -> Gate:
+        made.append(Gate())
+        return made[-1]
+
+    yield gate
+    for each in made:
+        each.open()
 
 
 @pytest.fixture
@@ -45,16 +81,16 @@ def batches(monkeypatch):
     return sizes
 
 
-async def test_concurrent_writes_share_transactions_and_each_gets_its_result(batches):
+async def test_concurrent_writes_share_transactions_and_each_gets_its_result(batches, ledger_group_commit):
     names = [f"org {n}" for n in range(50)]
     results = await asyncio.gather(*(ledger_write(functools.partial(create, name)) for name in names))
     assert results == names
     assert await stored_names() == set(names)
     # The first write goes alone; the 49 that queued while it ran share the next transaction.
-    assert batches == [1, 49]
+    assert batches == ([1, 49] if ledger_group_commit else [1] * 50)
 
 
-async def test_a_failing_write_fails_alone_and_leaves_nothing_behind(batches):
+async def test_a_failing_write_fails_alone_and_leaves_nothing_behind(batches, ledger_group_commit):
     results = await asyncio.gather(
         ledger_write(functools.partial(create, "first")),
         ledger_write(functools.partial(create, "kept")),
@@ -65,21 +101,23 @@ async def test_a_failing_write_fails_alone_and_leaves_nothing_behind(batches):
     assert results[:2] == ["first", "kept"] and results[3] == "also kept"
     assert isinstance(results[2], ValueError) and str(results[2]) == "refused refused"
     assert await stored_names() == {"first", "kept", "also kept"}
-    assert batches == [1, 3]
+    assert batches == ([1, 3] if ledger_group_commit else [1, 1, 1, 1])
 
 
-async def test_a_write_cancelled_while_it_waits_is_not_written():
-    leader = asyncio.create_task(ledger_write(functools.partial(create, "slow", pause_s=0.3)))
-    await asyncio.sleep(0.05)  # the leader's batch is running
+async def test_a_write_cancelled_while_it_waits_is_not_written(gates):
+    gate = gates()
+    leader = asyncio.create_task(ledger_write(gate.hold(functools.partial(create, "held"))))
+    await gate.entered.wait()  # the leader's batch is running
     waiting = asyncio.create_task(ledger_write(functools.partial(create, "withdrawn")))
     behind = asyncio.create_task(ledger_write(functools.partial(create, "after")))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: both queue behind the running batch
     waiting.cancel()
-    assert await leader == "slow"
+    gate.open()
+    assert await leader == "held"
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert await behind == "after"  # the lead passed on past the withdrawn write
-    assert await stored_names() == {"slow", "after"}
+    assert await stored_names() == {"held", "after"}
     assert await ledger_write(functools.partial(create, "later")) == "later"
 
 
@@ -90,30 +128,35 @@ async def write_and_pause(fn, seen: list) -> None:
     seen.append("not cancelled")
 
 
-async def test_a_write_cancelled_while_its_batch_runs_is_made_and_the_cancel_follows():
-    leader = asyncio.create_task(ledger_write(functools.partial(create, "slow", pause_s=0.3)))
-    await asyncio.sleep(0.05)
+async def test_a_write_cancelled_while_its_batch_runs_is_made_and_the_cancel_follows(gates):
+    first, second = gates(), gates()
+    leader = asyncio.create_task(ledger_write(first.hold(functools.partial(create, "first"))))
+    await first.entered.wait()
     seen = []
-    follower = asyncio.create_task(write_and_pause(functools.partial(create, "next", pause_s=0.3), seen))
-    await asyncio.sleep(0.35)  # the leader is done; the follower's batch is running
+    follower = asyncio.create_task(write_and_pause(second.hold(functools.partial(create, "next")), seen))
+    first.open()
+    await second.entered.wait()  # the leader is done; the follower's batch is running
     follower.cancel()
+    second.open()
     with pytest.raises(asyncio.CancelledError):
         await follower
     # The write that had started was made, its caller got the result, and the cancel came next.
     assert seen == ["next"]
-    assert await leader == "slow"
-    assert await stored_names() == {"slow", "next"}
+    assert await leader == "first"
+    assert await stored_names() == {"first", "next"}
 
 
-async def test_a_leader_cancelled_before_its_batch_starts_still_makes_the_batch():
-    """The sync thread is busy elsewhere when the leader is cancelled: the batch it took (its own
-    write and the one behind it) is made all the same, and the cancel reaches it afterwards."""
-    busy = asyncio.create_task(sync_to_async(time.sleep)(0.3))
-    await asyncio.sleep(0.05)
+async def test_a_leader_cancelled_before_its_batch_starts_still_makes_the_batch(gates):
+    """The sync thread is busy elsewhere when the leader is cancelled: the batch it took is made
+    all the same, and the cancel reaches it afterwards."""
+    elsewhere = gates()
+    busy = asyncio.create_task(sync_to_async(elsewhere.hold(lambda: None))())
+    await elsewhere.entered.wait()  # the sync thread is taken
     seen = []
     leader = asyncio.create_task(write_and_pause(functools.partial(create, "leader"), seen))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # one turn of the loop: the leader takes its batch, which waits for the thread
     leader.cancel()
+    elsewhere.open()
     with pytest.raises(asyncio.CancelledError):
         await leader
     await busy
@@ -122,16 +165,20 @@ async def test_a_leader_cancelled_before_its_batch_starts_still_makes_the_batch(
     assert await ledger_write(functools.partial(create, "later")) == "later"
 
 
-async def test_a_read_cached_for_the_batch_is_made_once_per_transaction(batches):
+async def test_a_read_cached_for_the_batch_is_made_once_per_transaction(batches, ledger_group_commit):
     computed = []
 
     def read_then_create(name):
         batch_cached("shared read", lambda: computed.append(name) or name)
         return create(name)
 
-    await asyncio.gather(*(ledger_write(functools.partial(read_then_create, f"org {n}")) for n in range(5)))
-    assert batches == [1, 4]
-    assert computed == ["org 0", "org 1"]  # once in each of the two transactions
+    names = [f"org {n}" for n in range(5)]
+    await asyncio.gather(*(ledger_write(functools.partial(read_then_create, name)) for name in names))
+    if ledger_group_commit:
+        assert batches == [1, 4]
+        assert computed == ["org 0", "org 1"]  # once in each of the two transactions
+    else:
+        assert batches == [1] * 5 and computed == names
     assert batch_cached("outside", lambda: "fresh") == "fresh"
 
 
@@ -154,3 +201,33 @@ async def test_a_database_error_in_a_shared_transaction_fails_only_its_write():
     assert results[0] == "taken" and results[2] == "free"
     assert isinstance(results[1], IntegrityError)
     assert await stored_names() == {"taken", "free"}
+
+
+async def test_a_write_inside_an_atomic_block_fails_loudly_and_runs_nothing():
+    """Its transaction would be a savepoint of the caller's: it would return uncommitted, and the
+    caller's rollback would undo the writes of other runs batched with it."""
+    ran = []
+
+    def write():
+        ran.append("write")
+        return create("nested")
+
+    def inside_atomic():
+        with transaction.atomic():
+            make_organization(name="the caller's own")
+            with pytest.raises(AssertionError, match=r"inside transaction\.atomic\(\)"):
+                async_to_sync(ledger_write)(write)
+
+    await sync_to_async(inside_atomic)()
+    assert ran == []
+    assert await stored_names() == {"the caller's own"}
+
+
+@pytest.mark.django_db  # not transactional: the test runs inside the test case's atomic blocks
+def test_the_test_cases_own_transaction_does_not_count_as_an_atomic_block():
+    """In such a test the write runs on the test's thread (async_to_sync brings it back there),
+    inside the transaction the test case rolls back at its end, like every other write of it."""
+    assert async_to_sync(ledger_write)(functools.partial(create, "in the test's transaction")) == (
+        "in the test's transaction"
+    )
+    assert Organization.objects.filter(name="in the test's transaction").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +12,7 @@ import pytest
 
 from agents.config_schema import validate_agent_config
 from agents.runtime.types import AgentSpec
-from providers.llm.types import Completion, Delta, LLMCall, LLMError, ToolCall, Usage
+from providers.llm.types import Completion, Delta, LLMCall, LLMError, Recorder, ToolCall, Usage
 
 # A scripted reply: a Completion; a dict (a structured answer); a str (raw text); an LLMError to
 # raise; or a callable taking the LLMCall and returning (or awaiting to) one of those.
@@ -82,16 +81,12 @@ class FakeGateway:
         yield completion
 
 
-class FakeRecorder:
+class FakeRecorder(Recorder):
     """Keeps spans (with every close) and events in memory."""
 
     def __init__(self):
         self.spans: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
-
-    @contextlib.asynccontextmanager
-    async def batch(self):
-        yield
 
     async def span_open(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> str:
         span_id = f"span-{len(self.spans) + 1:032x}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import pytest
 
 from agents.runtime.types import AgentError, AgentResult, AgentSpec
 from orchestrations.patterns import PatternContext, PatternResult, run_pattern
+from providers.llm.types import Recorder
 
 RUN_SPAN = "span-run"
 
@@ -122,16 +122,12 @@ class SpanRecord:
     cost_usd: Decimal = Decimal(0)
 
 
-class RecordingRecorder:
+class RecordingRecorder(Recorder):
     """A Recorder that keeps spans and events in memory."""
 
     def __init__(self) -> None:
         self.spans: dict[str, SpanRecord] = {}
         self.events: list[tuple[str, Mapping[str, Any]]] = []
-
-    @contextlib.asynccontextmanager
-    async def batch(self):
-        yield
 
     async def span_open(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> str:
         span_id = f"span-{len(self.spans) + 1}"
