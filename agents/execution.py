@@ -11,7 +11,7 @@ from agents.breakers import CacheCircuitBreaker
 from agents.models import Agent
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.runner import run_agent
-from agents.runtime.types import AgentSpec
+from agents.runtime.types import AgentConfig, AgentSpec
 from observability.limits import run_admit
 from observability.models import Run
 from observability.services import RunOutcome, run_execute, run_new
@@ -25,7 +25,7 @@ def agent_spec(agent: Agent, *, depth: int = 0, seen: frozenset[str] = frozenset
     """The runtime's view of an agent, with its react tools resolved within the organization
     (bounded depth; an agent never offers itself or an ancestor)."""
     tools: tuple[AgentSpec, ...] = ()
-    entries = agent.config.get("tools") or []
+    entries = AgentConfig.from_dict(agent.config).tools
     if entries and depth < MAX_TOOL_DEPTH:
         wanted = [entry["agent_id"] for entry in entries if entry["agent_id"] not in seen | {agent.pk}]
         found = {a.pk: a for a in Agent.objects.filter(organization_id=agent.organization_id, pk__in=wanted)}
@@ -47,7 +47,7 @@ def _with_tool_description(spec: AgentSpec, entry: Mapping[str, Any]) -> AgentSp
 
 def agent_inputs_check(agent: Agent, inputs: Any) -> dict[str, Any]:
     """The inputs conformed to the signature; AgentError("invalid_input", 400) before any run exists."""
-    return validate_inputs(agent.config["signature"]["inputs"], inputs)
+    return validate_inputs(AgentConfig.from_dict(agent.config).signature.inputs, inputs)
 
 
 def agent_run_new(

@@ -18,6 +18,7 @@ from django.db.models import F
 
 from agents.config_schema import parse_agent_config
 from agents.models import Agent
+from agents.runtime.types import AgentConfig
 from agents.runtime.validation import ConfigError
 from agents.selectors import agent_list
 from agents.services import agent_create, invalid_config
@@ -44,11 +45,12 @@ def agent_template_config_parse(config_yaml: str, *, official: bool) -> dict[str
     template names no provider account (`use` picks one) and an official one offers no tools
     (tools are agents of one organization)."""
     config = parse_agent_config(config_yaml)
+    typed = AgentConfig.from_dict(config)
     errors = []
-    if config["provider"]["provider_id"] is not None:
+    if typed.provider["provider_id"] is not None:
         message = "a template names a provider kind, not an account; `use` picks the organization's"
         errors.append({"path": "provider.provider_id", "message": message})
-    if official and config["tools"]:
+    if official and typed.tools:
         errors.append(
             {"path": "tools", "message": "an official template cannot offer an organization's agents"}
         )
@@ -99,7 +101,7 @@ def provider_choose(*, organization_id: str, kind: str, model: str) -> ProviderC
 def _retargeted(template: AgentTemplate, cache: dict[str, ProviderChoice], organization_id: str):
     """The template's config YAML pointed at the organization's provider, and that choice. `cache`
     keeps one resolution per provider kind across the agents of one `use`."""
-    provider = template.config["provider"]
+    provider = AgentConfig.from_dict(template.config).provider
     kind, model = provider["provider"], provider["model"]
     if kind not in cache:
         cache[kind] = provider_choose(organization_id=organization_id, kind=kind, model=model)

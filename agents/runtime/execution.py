@@ -24,9 +24,9 @@ from providers.llm.types import (
 _PROVIDER_ADDRESS_KEYS = ("provider", "model", "provider_id")
 
 
-def provider_options(config: Mapping[str, Any]) -> dict[str, Any]:
+def provider_options(provider: Mapping[str, Any]) -> dict[str, Any]:
     """The provider section minus provider/model/provider_id (mock: responses, latency_ms)."""
-    return {key: value for key, value in config["provider"].items() if key not in _PROVIDER_ADDRESS_KEYS}
+    return {key: value for key, value in provider.items() if key not in _PROVIDER_ADDRESS_KEYS}
 
 
 class Execution:
@@ -86,23 +86,23 @@ class Execution:
         schema_name: str,
         tools: Sequence[ToolSpec],
     ) -> LLMCall:
-        provider = self.spec.config["provider"]
-        settings = self.spec.config["config"]
+        settings = self.spec.settings
+        provider = settings.provider
         request = CompletionRequest(
             messages=tuple(messages),
             model=provider["model"],
-            temperature=settings["temperature"],
-            max_tokens=settings["max_tokens"],
+            temperature=settings.temperature,
+            max_tokens=settings.max_tokens,
             json_schema=json_schema,
             schema_name=schema_name,
             tools=tuple(tools),
             # The provider's own deadline ends with the execution's, so retries never outlive it.
             timeout_s=max(self.deadline - asyncio.get_running_loop().time(), 0.001),
-            max_retries=settings["max_retries"],
+            max_retries=settings.max_retries,
             turn=self.turns,
-            provider_options=provider_options(self.spec.config),
+            provider_options=provider_options(provider),
         )
-        budget = settings.get("budget_limit_usd")
+        budget = settings.budget_limit_usd
         return LLMCall(
             request,
             provider_kind=provider["provider"],

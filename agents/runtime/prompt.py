@@ -24,19 +24,19 @@ REASONING_FIELD: Field = {
 def output_fields(spec: AgentSpec) -> list[Field]:
     """The signature's outputs, then the spec's extra outputs (an extra output replaces a signature
     output of the same name, so a pattern's decision field is always parsed as the pattern needs)."""
-    fields = {field["name"]: field for field in spec.config["signature"]["outputs"]}
+    fields = {field["name"]: field for field in spec.settings.signature.outputs}
     fields.update({field["name"]: field for field in spec.extra_outputs})
     return list(fields.values())
 
 
 def opening_messages(spec: AgentSpec, fields: Sequence[Field], inputs: Mapping[str, Any]) -> list[Message]:
     """The system message asking for `fields` and the user message carrying the inputs."""
-    return [system_message(spec, fields), user_message(spec.config["signature"]["inputs"], inputs)]
+    return [system_message(spec, fields), user_message(spec.settings.signature.inputs, inputs)]
 
 
 def system_message(spec: AgentSpec, fields: Sequence[Field]) -> Message:
     """The signature's system prompt, the role instructions, then the output fields to answer with."""
-    parts = [spec.config["signature"]["system_prompt"], spec.role_instructions, output_instructions(fields)]
+    parts = [spec.settings.signature.system_prompt, spec.role_instructions, output_instructions(fields)]
     return Message("system", "\n\n".join(part.strip() for part in parts if part.strip()))
 
 

@@ -54,7 +54,7 @@ async def react(execution: Execution, inputs: Mapping[str, object]) -> Outcome:
     messages = opening_messages(spec, fields, inputs)
     used: list[str] = []
     refused = 0
-    for _ in range(spec.config["config"]["max_steps"]):
+    for _ in range(spec.settings.max_steps):
         if len(used) >= limits.per_run:
             break
         completion = await execution.complete(messages, json_schema=schema, tools=functions)
@@ -85,12 +85,12 @@ def _refused_tool_call(call: ToolCall, limits: ToolCallLimits) -> Message:
 def offered_tools(spec: AgentSpec) -> dict[str, Tool]:
     """The spec's tool agents by function name; the description is the config's override, else the
     tool agent's own description; the parameters are the JSON Schema of its inputs."""
-    overrides = {entry["agent_id"]: entry.get("description") for entry in spec.config.get("tools") or []}
+    overrides = {entry["agent_id"]: entry.get("description") for entry in spec.settings.tools}
     tools: dict[str, Tool] = {}
     for agent in spec.tools:
         name = tool_name(agent.name, taken=tools.keys())
         description = overrides.get(agent.agent_id) or agent.description or f"Runs the agent {agent.name!r}."
-        parameters = signature_json_schema(agent.config["signature"]["inputs"])
+        parameters = signature_json_schema(agent.settings.signature.inputs)
         tools[name] = Tool(ToolSpec(name, description, parameters), agent)
     return tools
 

@@ -39,14 +39,14 @@ async def run_agent(
             parent_id=parent_span_id,
             agent_id=spec.agent_id,
             attributes={
-                "strategy": spec.config["config"]["strategy"],
-                "provider": spec.config["provider"]["provider"],
-                "model": spec.config["provider"]["model"],
+                "strategy": spec.settings.strategy,
+                "provider": spec.settings.provider["provider"],
+                "model": spec.settings.provider["model"],
             },
         )
         started_data = {"name": spec.name, "inputs": inputs}
         await recorder.emit("agent.started", agent_id=spec.agent_id, data=started_data)
-    timeout_s = spec.config["config"]["timeout_s"]
+    timeout_s = spec.settings.timeout_s
     execution = Execution(
         spec,
         span_id=span_id,
@@ -95,12 +95,12 @@ async def _execute(
     execution: Execution, inputs: Mapping[str, Any], breaker: CircuitBreaker | None
 ) -> Outcome:
     spec = execution.spec
-    valid_inputs = validate_inputs(spec.config["signature"]["inputs"], inputs)
+    valid_inputs = validate_inputs(spec.settings.signature.inputs, inputs)
     if breaker is not None and not await breaker.allow(spec.agent_id):
         message = f"the agent {spec.name!r} failed repeatedly; calls are paused while its circuit is open"
         raise AgentError("circuit_open", message, status=503)
     async with asyncio.timeout_at(execution.deadline):
-        return await STRATEGIES[spec.config["config"]["strategy"]](execution, valid_inputs)
+        return await STRATEGIES[spec.settings.strategy](execution, valid_inputs)
 
 
 def _as_agent_error(exc: Exception, timeout_s: float) -> AgentError | None:

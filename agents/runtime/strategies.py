@@ -46,7 +46,7 @@ async def self_reflection(execution: Execution, inputs: Mapping[str, Any]) -> Ou
     messages = opening_messages(spec, fields, inputs)
     draft = await ask_for_fields(execution, messages, fields)
     critiques: list[str] = []
-    for _ in range(spec.config["config"]["max_cycles"]):
+    for _ in range(spec.settings.max_cycles):
         messages += [answer_message(draft), critique_request()]
         review = await ask_for_fields(execution, messages, CRITIQUE_FIELDS, schema_name="critique")
         if review["ok"]:

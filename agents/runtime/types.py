@@ -7,15 +7,70 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Signature:
+    system_prompt: str
+    inputs: tuple[Mapping[str, Any], ...]
+    outputs: tuple[Mapping[str, Any], ...]
+
+
+_SETTINGS = (
+    "temperature",
+    "max_tokens",
+    "strategy",
+    "budget_limit_usd",
+    "timeout_s",
+    "max_retries",
+    "max_cycles",
+    "max_steps",
+)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """A validated version-1 agent config (agents.config_schema) as typed fields: its signature, its
+    provider section (kind-specific keys, so a mapping), the settings of its `config` section and
+    its react tool entries (`agent_id`, `description`)."""
+
+    signature: Signature
+    provider: Mapping[str, Any]
+    temperature: float
+    max_tokens: int
+    strategy: str
+    budget_limit_usd: float | None
+    timeout_s: float
+    max_retries: int
+    max_cycles: int
+    max_steps: int
+    tools: tuple[Mapping[str, Any], ...]
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> AgentConfig:
+        """From the normalized dict `validate_agent_config` returns (as stored on an agent)."""
+        signature = config["signature"]
+        return cls(
+            signature=Signature(
+                system_prompt=signature["system_prompt"],
+                inputs=tuple(signature["inputs"]),
+                outputs=tuple(signature["outputs"]),
+            ),
+            provider=config["provider"],
+            tools=tuple(config["tools"]),
+            **{name: config["config"][name] for name in _SETTINGS},
+        )
+
+
+@dataclass(frozen=True)
 class AgentSpec:
     """A saved agent as the runtime sees it. `config` is the validated version-1 config with every
-    default filled in (see agents.config_schema); `tools` are the resolved tool agents of a react agent."""
+    default filled in (see agents.config_schema), as stored and pinned; `settings` is the same config
+    typed, built on first use; `tools` are the resolved tool agents of a react agent."""
 
     agent_id: str
     name: str
@@ -26,6 +81,10 @@ class AgentSpec:
     # structured output fields (e.g. the router's `route_to` enum), so decisions are parsed.
     role_instructions: str = ""
     extra_outputs: tuple[Mapping[str, Any], ...] = ()
+
+    @cached_property
+    def settings(self) -> AgentConfig:
+        return AgentConfig.from_dict(self.config)
 
     def with_role(self, instructions: str, extra_outputs: Sequence[Mapping[str, Any]] = ()) -> AgentSpec:
         return replace(self, role_instructions=instructions, extra_outputs=tuple(extra_outputs))

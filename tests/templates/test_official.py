@@ -188,3 +188,27 @@ def test_the_management_command_fails_loudly_on_bad_data(data_dir):
     with pytest.raises(CommandError, match="agents/broken.yaml: name"):
         call_command("load_templates", directory=data_dir)
     assert AgentTemplate.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_an_unknown_key_in_a_file_is_reported_with_the_close_key(data_dir):
+    path = data_dir / "agents" / "translator.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("description:", "descripton:", 1))
+    with pytest.raises(TemplateDataError) as raised:
+        official_templates_load(directory=data_dir)
+    assert raised.value.errors == [
+        "agents/translator.yaml: descripton: unknown key 'descripton'; did you mean 'description'?"
+    ]
+
+    path.write_text(original)
+    (data_dir / "orchestrations" / "support-desk.yaml").write_text(
+        "slug: support-desk\nname: Desk\npattern: router\nagents: []\ncolour: blue\n"
+    )
+    with pytest.raises(TemplateDataError) as raised:
+        official_templates_load(directory=data_dir)
+    assert raised.value.errors == [
+        "orchestrations/support-desk.yaml: colour: unknown key 'colour'; "
+        "expected one of: slug, name, pattern, description, icon, agents, config_yaml"
+    ]
+    assert AgentTemplate.objects.count() == 0
