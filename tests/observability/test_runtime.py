@@ -16,6 +16,7 @@ from agents.runtime_status import agent_health
 from observability.models import Run, Span
 from providers.budgets import current_month
 from providers.models import BudgetCounter
+from tests.api_cases import APIResourceCases, Call
 from tests.observability.factories import make_agent, run, save
 from tests.orchestrations.helpers import make_agent as orchestration_agent
 from tests.orchestrations.helpers import make_orchestration, says
@@ -59,6 +60,17 @@ def open_breaker(agent_id: str) -> None:
     breaker = CacheCircuitBreaker()
     for _ in range(POLICY.failure_threshold):
         async_to_sync(breaker.record)(agent_id, success=False)
+
+
+class TestRuntimeAPI(APIResourceCases):
+    list_path = "/api/runtime/agents"
+    reads = (Call("GET", "/api/runtime/status"), Call("GET", "/api/runtime/metrics"))
+    list_queries = 5  # user, count, page (last run + budget subqueries), stats, p95
+
+    def make(self, organization):
+        agent = make_agent(organization)
+        with_agent_spans(run(organization, agent_id=agent.pk))
+        return agent
 
 
 @pytest.fixture
@@ -268,11 +280,6 @@ def test_runtime_metrics_answer_a_scraper_and_refuse_strangers(viewer_client, ap
     assert families(viewer_client.get("/api/runtime/metrics", HTTP_ACCEPT=scraper_accept))
     refused = api_client.get("/api/runtime/metrics")
     assert refused.status_code == 401 and b"not_authenticated" in refused.content
-
-
-def test_runtime_needs_authentication(api_client):
-    for path in ("/api/runtime/status", "/api/runtime/agents"):
-        assert api_client.get(path).status_code == 401
 
 
 @pytest.mark.parametrize("n", [1, 12])
