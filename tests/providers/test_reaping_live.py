@@ -37,11 +37,17 @@ def test_a_run_of_a_killed_server_is_failed_by_the_next_one_while_it_serves(admi
     first = DaphneServer()
     try:
         deployed = httpx.post(
-            f"{first.url}/api/deploy", json={"agent_id": agent.pk, "name": "slow"}, headers=bearer(token), timeout=20
+            f"{first.url}/api/deploy",
+            json={"agent_id": agent.pk, "name": "slow"},
+            headers=bearer(token),
+            timeout=20,
         )
         key = deployed.json()["api_key"]
         accepted = httpx.post(
-            f"{first.url}/workflows/slow/execute?async=1", json={"inputs": INPUTS}, headers=bearer(key), timeout=20
+            f"{first.url}/workflows/slow/execute?async=1",
+            json={"inputs": INPUTS},
+            headers=bearer(key),
+            timeout=20,
         )
         run_id = accepted.json()["run_id"]
         _wait_for(
