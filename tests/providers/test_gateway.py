@@ -26,7 +26,10 @@ from providers.models import BudgetCounter
 from tests.fakes.behaviours import answer, status
 from tests.providers.factories import make_provider_config
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("llm_clients_closed")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("llm_clients_closed", "ledger_group_commit"),
+]
 
 
 def request(text="Hello there", *, model="gpt-4o-mini", **fields):
