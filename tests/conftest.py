@@ -6,8 +6,10 @@ import os
 import uuid
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
+from accounts.models import User
 from accounts.services import tokens_for
 from tests.accounts.factories import make_organization, make_user
 
@@ -177,6 +179,20 @@ def other_org_owner(db):
 @pytest.fixture
 def other_client(other_org_owner):
     return client_for(other_org_owner)
+
+
+@pytest.fixture
+def operator(db):
+    """A staff superuser of no organization, as `createsuperuser` makes one."""
+    return User.objects.create_superuser("root@example.com", "root-password-123")
+
+
+@pytest.fixture
+def operator_browser(operator):
+    """A browser signed in to /admin/ as the operator."""
+    client = Client()
+    client.force_login(operator)
+    return client
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.test import Client
 
-from accounts.models import User
 from observability.models import Run, Span
 from tests.observability.factories import make_agent, run, save
 from tests.orchestrations.helpers import make_orchestration
@@ -17,36 +15,29 @@ from tests.providers.factories import make_provider_config
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def browser():
-    client = Client()
-    client.force_login(User.objects.create_superuser("root@example.com", "root-password-123"))
-    return client
-
-
 def rows(html: str) -> list[str]:
     """The rows of the changelist's results table."""
     results = html.split('id="result_list"')[1].split("</table>")[0]
     return re.findall(r"<tr.*?</tr>", results.split("</thead>")[1], re.S)
 
 
-def test_the_runs_list_names_the_agent_or_orchestration_with_a_link(browser, organization):
+def test_the_runs_list_names_the_agent_or_orchestration_with_a_link(operator_browser, organization):
     agent = make_agent(organization, "Refund Helper")
     team = make_orchestration(organization, "sequential", [agent, agent], name="Refund Team")
     save(
         run(organization, agent_id=agent.pk, cost="0.0123456789"),
         run(organization, kind=Run.Kind.ORCHESTRATION, orchestration_id=team.pk),
     )
-    html = browser.get("/admin/observability/run/").content.decode()
+    html = operator_browser.get("/admin/observability/run/").content.decode()
     assert f'<a href="/admin/agents/agent/{agent.pk}/change/">Refund Helper</a>' in html
     assert f'<a href="/admin/orchestrations/orchestration/{team.pk}/change/">Refund Team</a>' in html
 
 
-def test_the_runs_list_keeps_its_cells_short(browser, organization):
+def test_the_runs_list_keeps_its_cells_short(operator_browser, organization):
     """Every column fits a laptop's screen beside the menu and the filters: no 36-character id,
     no cost with ten decimals, no long date."""
     (stored,) = save(run(organization, agent_id=make_agent(organization).pk, cost="0.0123456789"))
-    (row,) = rows(browser.get("/admin/observability/run/").content.decode())
+    (row,) = rows(operator_browser.get("/admin/observability/run/").content.decode())
     cells = [
         re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
     ]
@@ -56,7 +47,7 @@ def test_the_runs_list_keeps_its_cells_short(browser, organization):
 
 
 def test_a_runs_page_links_its_agent_and_deployment_and_a_spans_page_its_provider(
-    browser, organization, admin_user
+    operator_browser, organization, admin_user
 ):
     from tests.deployments.helpers import deploy
 
@@ -65,7 +56,7 @@ def test_a_runs_page_links_its_agent_and_deployment_and_a_spans_page_its_provide
     (stored,) = save(
         run(organization, agent_id=deployment.agent_id, kind=Run.Kind.DEPLOYMENT, deployment_id=deployment.pk)
     )
-    page = browser.get(f"/admin/observability/run/{stored.pk}/change/").content.decode()
+    page = operator_browser.get(f"/admin/observability/run/{stored.pk}/change/").content.decode()
     assert (
         f'href="/admin/agents/agent/{deployment.agent_id}/change/">Support ({deployment.agent_id})</a>'
         in page
@@ -82,6 +73,6 @@ def test_a_runs_page_links_its_agent_and_deployment_and_a_spans_page_its_provide
         provider_id=provider.pk,
         agent_id="agent-gone",
     )
-    page = browser.get(f"/admin/observability/span/{span.pk}/change/").content.decode()
+    page = operator_browser.get(f"/admin/observability/span/{span.pk}/change/").content.decode()
     assert f'href="/admin/providers/apiproviderconfig/{provider.pk}/change/">' in page
     assert "agent-gone" in page  # a deleted agent keeps its id, unlinked

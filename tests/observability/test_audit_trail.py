@@ -4,7 +4,6 @@ outlive the users and organizations they name and cannot be changed or deleted."
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from accounts.models import Organization, User
 from observability.models import AuditLog, AuditLogIsAppendOnly
@@ -17,20 +16,8 @@ from tests.templates.factories import make_agent_template
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator():
-    return User.objects.create_superuser("root@example.com", "root-password-123")
-
-
-@pytest.fixture
-def browser(operator):
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
 def form_data(page) -> dict:
-    """What a browser posts back from an admin change page as shown: the main form and every inline
+    """What a operator_browser posts back from an admin change page as shown: the main form and every inline
     formset (management form included), each field with its current value."""
     forms = [page.context["adminform"].form]
     for inline in page.context["inline_admin_formsets"]:
@@ -51,10 +38,10 @@ def form_data(page) -> dict:
     return data
 
 
-def post_change(browser, path: str, **changes) -> None:
-    page = browser.get(path)
+def post_change(operator_browser, path: str, **changes) -> None:
+    page = operator_browser.get(path)
     assert page.status_code == 200
-    response = browser.post(path, {**form_data(page), **changes})
+    response = operator_browser.post(path, {**form_data(page), **changes})
     assert response.status_code == 302, getattr(response, "context", {}) and response.context.get("errors")
 
 
@@ -63,9 +50,9 @@ def rows(operation: str, record_id: str) -> list[AuditLog]:
 
 
 def test_a_role_and_staff_change_in_the_admin_is_audited_with_the_actor_and_the_changed_fields(
-    browser, operator, member
+    operator_browser, operator, member
 ):
-    post_change(browser, f"/admin/accounts/user/{member.pk}/change/", role="admin", is_staff="on")
+    post_change(operator_browser, f"/admin/accounts/user/{member.pk}/change/", role="admin", is_staff="on")
 
     member.refresh_from_db()
     assert member.role == "admin" and member.is_staff
@@ -76,21 +63,21 @@ def test_a_role_and_staff_change_in_the_admin_is_audited_with_the_actor_and_the_
     assert "name" not in row.changes  # only what changed
 
 
-def test_moving_a_user_to_another_organization_in_the_admin_is_audited(browser, member):
+def test_moving_a_user_to_another_organization_in_the_admin_is_audited(operator_browser, member):
     elsewhere = make_organization(name="Elsewhere")
 
-    post_change(browser, f"/admin/accounts/user/{member.pk}/change/", organization=elsewhere.pk)
+    post_change(operator_browser, f"/admin/accounts/user/{member.pk}/change/", organization=elsewhere.pk)
 
     (row,) = rows("update", member.pk)
     assert row.changes["organization"] == elsewhere.pk
 
 
-def test_a_role_changed_in_the_members_of_an_organization_page_is_audited(browser, operator, member):
+def test_a_role_changed_in_the_members_of_an_organization_page_is_audited(operator_browser, operator, member):
     path = f"/admin/accounts/organization/{member.organization_id}/change/"
-    page = browser.get(path)
+    page = operator_browser.get(path)
     data = form_data(page)
     (role_field,) = [name for name, value in data.items() if name.endswith("-role") and value == "member"]
-    post_change(browser, path, **{role_field: "owner"})
+    post_change(operator_browser, path, **{role_field: "owner"})
 
     member.refresh_from_db()
     assert member.role == "owner"
@@ -98,8 +85,8 @@ def test_a_role_changed_in_the_members_of_an_organization_page_is_audited(browse
     assert row.actor_email == operator.email and row.changes["role"] == "owner"
 
 
-def test_a_password_set_by_an_operator_is_audited_without_the_password(browser, member):
-    response = browser.post(
+def test_a_password_set_by_an_operator_is_audited_without_the_password(operator_browser, member):
+    response = operator_browser.post(
         f"/admin/accounts/user/{member.pk}/password/",
         {"password1": "A-new-secret-9431", "password2": "A-new-secret-9431", "usable_password": "true"},
     )
@@ -110,25 +97,27 @@ def test_a_password_set_by_an_operator_is_audited_without_the_password(browser, 
     assert "A-new-secret-9431" not in str(row.changes)
 
 
-def test_orchestration_edits_and_deletes_in_the_admin_are_audited(browser, operator, organization):
+def test_orchestration_edits_and_deletes_in_the_admin_are_audited(operator_browser, operator, organization):
     agents = [make_agent(organization, "Writer"), make_agent(organization, "Editor")]
     orchestration = make_orchestration(organization, "sequential", agents, name="Pipeline")
     path = f"/admin/orchestrations/orchestration/{orchestration.pk}/change/"
 
-    post_change(browser, path, name="Renamed pipeline")
+    post_change(operator_browser, path, name="Renamed pipeline")
     (update,) = rows("update", orchestration.pk)
     assert update.changes["name"] == "Renamed pipeline" and update.actor_email == operator.email
 
-    deleted = browser.post(f"/admin/orchestrations/orchestration/{orchestration.pk}/delete/", {"post": "yes"})
+    deleted = operator_browser.post(
+        f"/admin/orchestrations/orchestration/{orchestration.pk}/delete/", {"post": "yes"}
+    )
     assert deleted.status_code == 302 and not Orchestration.objects.exists()
     (delete,) = rows("delete", orchestration.pk)
     assert delete.organization_id == organization.pk and delete.changes["name"] == "Renamed pipeline"
 
 
-def test_templates_deleted_with_the_admin_bulk_action_are_audited(browser, organization):
+def test_templates_deleted_with_the_admin_bulk_action_are_audited(operator_browser, organization):
     templates = [make_agent_template(organization), make_agent_template(organization)]
 
-    response = browser.post(
+    response = operator_browser.post(
         "/admin/templates/agenttemplate/",
         {"action": "delete_selected", "_selected_action": [t.pk for t in templates], "post": "yes"},
     )
@@ -139,7 +128,7 @@ def test_templates_deleted_with_the_admin_bulk_action_are_audited(browser, organ
     }
 
 
-def test_deleting_the_acting_user_keeps_their_rows_with_their_email(browser, organization):
+def test_deleting_the_acting_user_keeps_their_rows_with_their_email(operator_browser, organization):
     admin = make_user(organization, role="admin", email="acting-admin@example.com")
     target = make_user(organization, role="member")
     assert (
@@ -147,7 +136,7 @@ def test_deleting_the_acting_user_keeps_their_rows_with_their_email(browser, org
         == 200
     )
 
-    deleted = browser.post(f"/admin/accounts/user/{admin.pk}/delete/", {"post": "yes"})
+    deleted = operator_browser.post(f"/admin/accounts/user/{admin.pk}/delete/", {"post": "yes"})
     assert deleted.status_code == 302 and not User.objects.filter(pk=admin.pk).exists()
 
     (row,) = rows("update", target.pk)
@@ -159,7 +148,9 @@ def test_deleting_the_acting_user_keeps_their_rows_with_their_email(browser, org
     ] == [(target.pk, admin.pk, "acting-admin@example.com")]
 
 
-def test_deleting_an_organization_keeps_its_audit_rows(browser, operator, organization, owner, member):
+def test_deleting_an_organization_keeps_its_audit_rows(
+    operator_browser, operator, organization, owner, member
+):
     assert (
         client_for(owner).patch(f"/api/users/{member.pk}", {"role": "viewer"}, format="json").status_code
         == 200
@@ -167,7 +158,9 @@ def test_deleting_an_organization_keeps_its_audit_rows(browser, operator, organi
     before = AuditLog.objects.filter(organization_id=organization.pk).count()
     assert before >= 1
 
-    deleted = browser.post(f"/admin/accounts/organization/{organization.pk}/delete/", {"post": "yes"})
+    deleted = operator_browser.post(
+        f"/admin/accounts/organization/{organization.pk}/delete/", {"post": "yes"}
+    )
 
     assert deleted.status_code == 302 and not Organization.objects.filter(pk=organization.pk).exists()
     assert not User.objects.filter(pk=member.pk).exists()  # the members went with it
@@ -176,10 +169,10 @@ def test_deleting_an_organization_keeps_its_audit_rows(browser, operator, organi
     (row,) = kept.filter(operation_type="delete", model_name="Organization")
     assert row.actor_email == operator.email
     assert rows("update", member.pk)[0].actor_email == owner.email
-    assert browser.get("/admin/observability/auditlog/").status_code == 200
+    assert operator_browser.get("/admin/observability/auditlog/").status_code == 200
 
 
-def test_audit_rows_cannot_be_changed_or_deleted(browser, owner, member):
+def test_audit_rows_cannot_be_changed_or_deleted(operator_browser, owner, member):
     assert (
         client_for(owner).patch(f"/api/users/{member.pk}", {"role": "viewer"}, format="json").status_code
         == 200
@@ -197,9 +190,12 @@ def test_audit_rows_cannot_be_changed_or_deleted(browser, owner, member):
         AuditLog.objects.filter(pk=row.pk).delete()
 
     change = f"/admin/observability/auditlog/{row.pk}/change/"
-    assert browser.post(change, {"changes": "{}"}).status_code == 403
-    assert browser.post(f"/admin/observability/auditlog/{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert operator_browser.post(change, {"changes": "{}"}).status_code == 403
+    assert (
+        operator_browser.post(f"/admin/observability/auditlog/{row.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
     bulk = {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"}
-    browser.post("/admin/observability/auditlog/", bulk)
+    operator_browser.post("/admin/observability/auditlog/", bulk)
     row.refresh_from_db()
     assert row.changes["role"] == "viewer"

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
-from accounts.models import User
 from tests.orchestrations.helpers import make_agent, make_orchestration
 
 pytestmark = pytest.mark.django_db
 
 
-def test_an_orchestrations_page_links_its_agents_in_order(organization):
-    browser = Client()
-    browser.force_login(User.objects.create_superuser("root@example.com", "root-password-123"))
+def test_an_orchestrations_page_links_its_agents_in_order(operator_browser, organization):
     router, refunds = make_agent(organization, "Router"), make_agent(organization, "Refunds")
     team = make_orchestration(organization, "sequential", [router, refunds], name="Support Team")
-    page = browser.get(f"/admin/orchestrations/orchestration/{team.pk}/change/").content.decode()
+    page = operator_browser.get(f"/admin/orchestrations/orchestration/{team.pk}/change/").content.decode()
     first = f'<a href="/admin/agents/agent/{router.pk}/change/">Router ({router.pk})</a>'
     second = f'<a href="/admin/agents/agent/{refunds.pk}/change/">Refunds ({refunds.pk})</a>'
     assert first in page and second in page and page.index(first) < page.index(second)

@@ -6,9 +6,7 @@ import json
 import logging
 
 import pytest
-from django.test import Client
 
-from accounts.models import User
 from observability.models import AuditLog
 from providers.budgets import current_month
 from providers.crypto import decrypt_secret
@@ -19,14 +17,6 @@ pytestmark = pytest.mark.django_db
 
 SECRET = "kz-admin-secret-5e6f7a8b"
 NEW_SECRET = "kz-admin-new-secret-1c2d"
-
-
-@pytest.fixture
-def operator_browser():
-    operator = User.objects.create_superuser("root@example.com", "root-password-123")
-    browser = Client()
-    browser.force_login(operator)
-    return browser
 
 
 @pytest.fixture

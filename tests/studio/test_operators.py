@@ -57,14 +57,6 @@ def test_metrics_need_staff_or_the_metrics_token(api_client, settings, member):
     assert browser.get("/metrics").status_code == 200
 
 
-@pytest.fixture
-def operator_browser():
-    staff = User.objects.create_superuser("root@example.com", "root-password-123")
-    client = Client()
-    client.force_login(staff)
-    return client
-
-
 def test_admin_pages_render_for_operators(operator_browser, member):
     from observability.models import Run, Span
 

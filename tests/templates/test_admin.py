@@ -4,26 +4,12 @@ save and every save is audited."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
-from accounts.models import User
 from observability.models import AuditLog
 from templates.models import AgentTemplate, OrchestrationTemplate
 from tests.templates.factories import load_official, make_agent_template
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator():
-    return User.objects.create_superuser("root@example.com", "root-password-123")
-
-
-@pytest.fixture
-def browser(operator):
-    client = Client()
-    client.force_login(operator)
-    return client
 
 
 def agent_form(template: AgentTemplate, **changes) -> dict:
@@ -43,20 +29,20 @@ def agent_form(template: AgentTemplate, **changes) -> dict:
     return data
 
 
-def test_the_changelists_list_and_filter(browser, member):
+def test_the_changelists_list_and_filter(operator_browser, member):
     load_official()
     mine = make_agent_template(member.organization, name="Our own triage")
-    page = browser.get("/admin/templates/agenttemplate/?is_official__exact=0")
+    page = operator_browser.get("/admin/templates/agenttemplate/?is_official__exact=0")
     assert page.status_code == 200 and mine.name in page.content.decode()
     assert "Translator" not in page.content.decode()
-    assert "Support desk" in browser.get("/admin/templates/orchestrationtemplate/").content.decode()
+    assert "Support desk" in operator_browser.get("/admin/templates/orchestrationtemplate/").content.decode()
 
 
-def test_a_valid_config_change_is_saved_with_its_normalized_config_and_audited(browser, operator):
+def test_a_valid_config_change_is_saved_with_its_normalized_config_and_audited(operator_browser, operator):
     template = load_official()["translator"]
     changed = template.config_yaml.replace("temperature: 0.2", "temperature: 0.5")
 
-    response = browser.post(
+    response = operator_browser.post(
         f"/admin/templates/agenttemplate/{template.pk}/change/", agent_form(template, config_yaml=changed)
     )
 
@@ -67,12 +53,12 @@ def test_a_valid_config_change_is_saved_with_its_normalized_config_and_audited(b
     assert audit.changes == {"config_yaml": "changed"}
 
 
-def test_an_invalid_config_is_refused_with_its_path(browser):
+def test_an_invalid_config_is_refused_with_its_path(operator_browser):
     template = load_official()["translator"]
     before = template.config_yaml
     broken = before.replace("temperature: 0.2", "temperature: 7")
 
-    response = browser.post(
+    response = operator_browser.post(
         f"/admin/templates/agenttemplate/{template.pk}/change/", agent_form(template, config_yaml=broken)
     )
 
@@ -82,23 +68,25 @@ def test_an_invalid_config_is_refused_with_its_path(browser):
     assert template.config_yaml == before
 
 
-def test_the_official_flag_goes_with_no_organization(browser, member):
+def test_the_official_flag_goes_with_no_organization(operator_browser, member):
     template = make_agent_template(member.organization, name="Promote me")
     url = f"/admin/templates/agenttemplate/{template.pk}/change/"
 
-    refused = browser.post(url, agent_form(template, is_official="on", slug="promoted"))
+    refused = operator_browser.post(url, agent_form(template, is_official="on", slug="promoted"))
     assert (
         refused.status_code == 200
         and "An official template belongs to no organization" in refused.content.decode()
     )
 
-    promoted = browser.post(url, agent_form(template, is_official="on", slug="promoted", organization=""))
+    promoted = operator_browser.post(
+        url, agent_form(template, is_official="on", slug="promoted", organization="")
+    )
     assert promoted.status_code == 302
     template.refresh_from_db()
     assert template.is_official and template.organization_id is None and template.slug == "promoted"
 
 
-def test_an_operator_adds_an_orchestration_template_from_agent_templates(browser, operator, member):
+def test_an_operator_adds_an_orchestration_template_from_agent_templates(operator_browser, operator, member):
     official = load_official()
     ids = [official["debate-proponent"].pk, official["debate-critic"].pk, official["debate-judge"].pk]
     data = {
@@ -112,12 +100,12 @@ def test_an_operator_adds_an_orchestration_template_from_agent_templates(browser
         "agent_template_ids": str(ids).replace("'", '"'),
         "config_yaml": "rounds: 1\n",
     }
-    too_few = browser.post(
+    too_few = operator_browser.post(
         "/admin/templates/orchestrationtemplate/add/", {**data, "agent_template_ids": f'["{ids[0]}"]'}
     )
     assert too_few.status_code == 200 and "debate takes 3 to 5 agents, got 1" in too_few.content.decode()
     private = make_agent_template(member.organization)
-    foreign = browser.post(
+    foreign = operator_browser.post(
         "/admin/templates/orchestrationtemplate/add/",
         {**data, "agent_template_ids": f'["{ids[0]}", "{ids[1]}", "{private.pk}"]'},
     )
@@ -126,7 +114,7 @@ def test_an_operator_adds_an_orchestration_template_from_agent_templates(browser
         and f"Not an agent template official: [2] {private.pk}" in foreign.content.decode()
     )
 
-    response = browser.post("/admin/templates/orchestrationtemplate/add/", data)
+    response = operator_browser.post("/admin/templates/orchestrationtemplate/add/", data)
 
     assert response.status_code == 302, response.content.decode()[:2000]
     template = OrchestrationTemplate.objects.get(slug="quick-debate")
