@@ -20,7 +20,7 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
         try:
             attempt = login_attempt_admit(email=email, address=client_address(self.request))
         except ApiError as refusal:
-            raise ValidationError(refusal.message, code=refusal.error_code) from None
+            raise ValidationError(refusal.message, code=refusal.code) from None
         try:
             return super().clean()
         finally:

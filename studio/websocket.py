@@ -22,7 +22,9 @@ from rest_framework.exceptions import APIException
 
 from accounts.authentication import access_token_session, active_user
 from observability import metrics
+from studio.api.errors import error_body, error_envelope
 from studio.api.permissions import has_role
+from studio.errors import CodedError
 
 logger = logging.getLogger(__name__)
 
@@ -196,4 +198,9 @@ class StudioConsumer(AsyncJsonWebsocketConsumer):
         return True
 
     async def send_error(self, code: str, message: str) -> None:
-        await self.send_json({"type": "error", "error": {"code": code, "message": message, "fields": {}}})
+        await self.send_json({"type": "error", **error_body(code, message)})
+
+    async def send_failure(self, error: CodedError) -> None:
+        """An error frame for `error`: the envelope every channel renders (`error_envelope`)."""
+        _, body, _ = error_envelope(error)
+        await self.send_json({"type": "error", **body})

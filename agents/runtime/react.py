@@ -13,8 +13,9 @@ from agents.runtime.execution import Execution
 from agents.runtime.prompt import final_answer_request, opening_messages, output_fields
 from agents.runtime.schema import signature_json_schema
 from agents.runtime.structured import Outcome, accept_or_repair, ask_for_fields
-from agents.runtime.types import AgentError, AgentSpec, internal_error
+from agents.runtime.types import AgentError, AgentSpec
 from providers.llm.types import Message, ToolCall, ToolSpec
+from studio.errors import internal_error
 
 _MAX_TOOL_NAME = 64  # the common limit of provider function names
 

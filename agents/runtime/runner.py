@@ -11,8 +11,9 @@ from agents.runtime.execution import Execution
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.strategies import STRATEGIES
 from agents.runtime.structured import Outcome
-from agents.runtime.types import AgentError, AgentResult, AgentSpec, CircuitBreaker, RunAgent, internal_error
-from providers.llm.types import Gateway, LLMError, Recorder
+from agents.runtime.types import AgentError, AgentResult, AgentSpec, CircuitBreaker, RunAgent
+from providers.llm.types import Gateway, Recorder
+from studio.errors import CodedError, internal_error
 
 # Failures that say nothing about the agent's health, so the circuit breaker does not count them.
 _NOT_THE_AGENTS_FAILURE = ("invalid_input", "budget_exceeded", "circuit_open")
@@ -29,8 +30,8 @@ async def run_agent(
     stream: bool = False,
 ) -> AgentResult:
     """Runs one agent execution under an `agent` span and returns its output and usage (tool agents
-    included); raises AgentError (an LLMError keeps its code and status; the deadline is provider_timeout;
-    anything unexpected is internal_error, its detail only in the server log)."""
+    included); raises AgentError (a CodedError, e.g. an LLMError, keeps its code and status; the
+    deadline is provider_timeout; anything else is internal_error, its detail only in the server log)."""
     started = time.perf_counter()
     async with recorder.batch():  # the span and the first event: one write
         span_id = await recorder.span_open(
@@ -64,7 +65,7 @@ async def run_agent(
         await recorder.emit("agent.failed", agent_id=spec.agent_id, data=data)
         raise
     except Exception as exc:
-        error = _as_agent_error(exc, timeout_s) or internal_error(exc, what="The agent")
+        error = _as_agent_error(exc, timeout_s)
         await _fail(execution, error, breaker)
         if error is exc:
             raise
@@ -103,14 +104,13 @@ async def _execute(
         return await STRATEGIES[spec.settings.strategy](execution, valid_inputs)
 
 
-def _as_agent_error(exc: Exception, timeout_s: float) -> AgentError | None:
+def _as_agent_error(exc: Exception, timeout_s: float) -> AgentError:
     if isinstance(exc, AgentError):
         return exc
-    if isinstance(exc, LLMError):
-        return AgentError(exc.code, exc.message, status=exc.status)
     if isinstance(exc, TimeoutError):
         return AgentError("provider_timeout", f"the agent did not finish within {timeout_s} s", status=504)
-    return None
+    error = exc if isinstance(exc, CodedError) else internal_error(exc, what="The agent")
+    return AgentError(error.code, error.message, status=error.status, fields=error.fields)
 
 
 async def _succeed(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, Protocol
 
-logger = logging.getLogger(__name__)
+from studio.errors import CodedError
 
 
 @dataclass(frozen=True)
@@ -105,30 +103,13 @@ class AgentResult:
         return self.input_tokens + self.output_tokens
 
 
-class AgentError(Exception):
+class AgentError(CodedError):
     """An agent execution that failed for a reason the API reports with `code` and `status`."""
 
     def __init__(
         self, code: str, message: str, *, status: int = 400, fields: Mapping[str, Any] | None = None
     ):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.fields = dict(fields or {})
-
-
-def internal_error(exc: BaseException, *, what: str) -> AgentError:
-    """The AgentError reported for an unexpected exception: a generic message with an error id for
-    clients, spans and events; the exception itself goes to the server log under the same id."""
-    error_id = f"err-{uuid.uuid4().hex}"
-    logger.error("%s failed unexpectedly (error id %s)", what, error_id, exc_info=exc)
-    return AgentError(
-        "internal_error",
-        f"{what} failed unexpectedly (error id {error_id}).",
-        status=500,
-        fields={"error_id": error_id},
-    )
+        super().__init__(message, code=code, status=status, fields=fields)
 
 
 class CircuitBreaker(Protocol):

@@ -16,12 +16,23 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from agents.runtime.types import AgentError, AgentResult, AgentSpec, RunAgent, internal_error
+from agents.runtime.types import AgentResult, AgentSpec, RunAgent
 from agents.runtime.validation import Errors
 from orchestrations.patterns.options import Option
 from providers.llm.types import Recorder
+from studio.errors import CodedError, internal_error
 
 Output = dict[str, Any]
+
+
+class OrchestrationError(CodedError):
+    """An orchestration that failed as a whole (a timeout, its cost cap, every agent failing, a
+    decision it cannot act on), as opposed to one of its agents failing (an AgentError)."""
+
+    def __init__(
+        self, code: str, message: str, *, status: int = 400, fields: Mapping[str, Any] | None = None
+    ):
+        super().__init__(message, code=code, status=status, fields=fields)
 
 
 @dataclass(frozen=True)
@@ -148,7 +159,7 @@ class PatternRun:
         except asyncio.CancelledError:
             status = "cancelled"
             raise
-        except AgentError as exc:
+        except CodedError as exc:
             error = exc.message
             raise
         except Exception as exc:  # a fault in the pattern itself: no detail leaves the server log
@@ -188,7 +199,7 @@ class PatternRun:
         except Exception as exc:
             if essential or self.config["on_agent_error"] == "fail":
                 raise
-            error = exc if isinstance(exc, AgentError) else internal_error(exc, what="The agent")
+            error = exc if isinstance(exc, CodedError) else internal_error(exc, what="The agent")
             self.errors[self.names[position]] = error.message
             return None
         self._usage.add(result)
@@ -212,7 +223,7 @@ class PatternRun:
             raise _first_failure(failures) from None
         outputs = [task.result() for task in tasks]
         if outputs and all(output is None for output in outputs):
-            raise AgentError(
+            raise OrchestrationError(
                 "all_agents_failed",
                 "Every agent of this step failed.",
                 status=502,
@@ -248,7 +259,7 @@ class PatternRun:
 
     def _check_cost(self) -> None:
         if self._cost_cap is not None and self._usage.cost_usd > self._cost_cap:
-            raise AgentError(
+            raise OrchestrationError(
                 "cost_limit_exceeded",
                 f"The orchestration spent ${self._usage.cost_usd}, over its limit of ${self._cost_cap}.",
                 status=402,

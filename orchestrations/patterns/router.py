@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.runtime.types import AgentError
-from orchestrations.patterns.base import Output, Pattern, PatternRun, inputs_from
+from orchestrations.patterns.base import OrchestrationError, Output, Pattern, PatternRun, inputs_from
 from orchestrations.patterns.options import Choice
 
 ROUTE_TO = "route_to"
@@ -55,7 +54,7 @@ def _specialist(run: PatternRun, requested: Any) -> int:
             return position
     if run.config["fallback"] == "first":
         return 1
-    raise AgentError(
+    raise OrchestrationError(
         "invalid_route", f"The router chose {requested!r}, which is none of its specialists.", status=502
     )
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agents.runtime.types import AgentError
-from orchestrations.patterns.base import PatternContext, PatternResult, PatternRun
+from orchestrations.patterns.base import OrchestrationError, PatternContext, PatternResult, PatternRun
 from orchestrations.patterns.config import validate_pattern_config
 from orchestrations.patterns.registry import PATTERNS
 
@@ -23,5 +22,5 @@ async def run_pattern(pattern_id: str, ctx: PatternContext) -> PatternResult:
         if not deadline.expired():
             raise  # an agent's own timeout, not the orchestration's
         message = f"The orchestration did not finish within {config['timeout_s']} s."
-        raise AgentError("orchestration_timeout", message, status=504) from None
+        raise OrchestrationError("orchestration_timeout", message, status=504) from None
     return run.result(output)

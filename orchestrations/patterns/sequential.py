@@ -20,9 +20,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.runtime.types import AgentError, AgentSpec
+from agents.runtime.types import AgentSpec
 from agents.runtime.validation import Errors, error
-from orchestrations.patterns.base import Output, Pattern, PatternRun, input_fields, inputs_from
+from orchestrations.patterns.base import (
+    OrchestrationError,
+    Output,
+    Pattern,
+    PatternRun,
+    input_fields,
+    inputs_from,
+)
 from orchestrations.patterns.options import FIELD_NAME
 
 INPUT_PREFIX = "input."
@@ -42,7 +49,7 @@ async def execute(run: PatternRun) -> Output:
             steps.append({"agent": run.names[position], "output": output})
             previous = output
     if not steps:
-        raise AgentError("all_agents_failed", "Every agent of the sequence failed.", status=502)
+        raise OrchestrationError("all_agents_failed", "Every agent of the sequence failed.", status=502)
     return {"output": steps[-1]["output"], "steps": steps}
 
 
@@ -59,7 +66,7 @@ def _source_value(source: str, previous: Mapping[str, Any], inputs: Mapping[str,
         scope, name, where = previous, source, "the previous output"
     if name not in scope:
         message = f"The mapping source {source!r} is not a field of {where}."
-        raise AgentError("invalid_mapping", message, status=400, fields={"mapping": source})
+        raise OrchestrationError("invalid_mapping", message, status=400, fields={"mapping": source})
     return scope[name]
 
 

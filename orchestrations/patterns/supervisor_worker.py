@@ -16,8 +16,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agents.runtime.types import AgentError
-from orchestrations.patterns.base import Output, Pattern, PatternRun, as_text, inputs_from, inputs_with_brief
+from orchestrations.patterns.base import (
+    OrchestrationError,
+    Output,
+    Pattern,
+    PatternRun,
+    as_text,
+    inputs_from,
+    inputs_with_brief,
+)
 from orchestrations.patterns.options import Choice, Number, Section
 
 SUBTASKS = "subtasks"
@@ -115,10 +122,10 @@ def _subtasks_field(run: PatternRun, mode: str) -> Mapping[str, Any]:
     return {"name": SUBTASKS, "type": "array", "items": items, "description": f"The subtasks: {shape}."}
 
 
-def _empty_plan(run: PatternRun, mode: str) -> AgentError:
+def _empty_plan(run: PatternRun, mode: str) -> OrchestrationError:
     """The model answered, but with nothing to do: a failed run (422), not a provider outage (502)."""
     wanted = "a task" if mode == "round_robin" else f"a worker ({', '.join(run.names[1:])}) and a task"
-    return AgentError(
+    return OrchestrationError(
         "invalid_plan",
         f"The supervisor's plan assigned no subtask: no entry of `{SUBTASKS}` gave {wanted}. "
         "Its answer is on the plan span of the run's trace.",

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from studio.errors import CodedError
+
 PROVIDER_KINDS = ("openai", "anthropic", "azure_openai", "ollama", "openai_compatible", "mock")
 
 
@@ -113,16 +115,14 @@ class ValidationResult:
     error_code: str | None = None  # the LLMError code: "invalid_api_key" tells a bad key from an outage
 
 
-class LLMError(Exception):
+class LLMError(CodedError):
     """A provider failure translated into the product's error vocabulary."""
 
     code = "provider_error"
     status = 502
 
     def __init__(self, message: str, *, retry_after: float | None = None):
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
 
 
 class InvalidApiKey(LLMError):

@@ -12,11 +12,17 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from studio.errors import CodedError
+
 logger = logging.getLogger(__name__)
 
+# The challenge of a 401 from the API (what simplejwt's authenticate_header says too).
+API_CHALLENGE = 'Bearer realm="api"'
 
-class ApiError(exceptions.APIException):
-    """An error with a product code, e.g. `ApiError(409, "conflict", "The name is taken.")`."""
+
+class ApiError(CodedError, exceptions.APIException):
+    """An error with a product code, e.g. `ApiError(409, "conflict", "The name is taken.")`. Also a
+    DRF APIException, so that DRF treats it as one of its own (authentication, WebSocket checks)."""
 
     def __init__(
         self,
@@ -27,12 +33,12 @@ class ApiError(exceptions.APIException):
         fields: Mapping[str, Any] | None = None,
         retry_after: float | None = None,
     ):
-        super().__init__(detail=message, code=code)
-        self.status_code = status_code
-        self.error_code = code
-        self.message = message
-        self.fields = dict(fields or {})
-        self.retry_after = retry_after
+        super().__init__(message, code=code, status=status_code, fields=fields, retry_after=retry_after)
+        self.detail = exceptions.ErrorDetail(message, code=code)  # what DRF reads (`get_codes`)
+
+    @property
+    def status_code(self) -> int:  # DRF's name for `status`
+        return self.status
 
 
 _CODES = {
@@ -53,6 +59,18 @@ def error_body(code: str, message: str, fields: Mapping[str, Any] | None = None)
     return {"error": {"code": code, "message": message, "fields": dict(fields or {})}}
 
 
+def error_envelope(error: CodedError, *, challenge: str = API_CHALLENGE) -> tuple[int, dict, dict[str, str]]:
+    """The one rendering of an error, on every channel (HTTP, SSE, WebSocket frames, MCP tool
+    errors): its status, the standard body, and the headers: `Retry-After` (whole seconds, at least
+    1) when the error says when to retry, `WWW-Authenticate: <challenge>` on a 401."""
+    headers = {}
+    if error.retry_after:
+        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    if error.status == 401:
+        headers["WWW-Authenticate"] = challenge
+    return error.status, error_body(error.code, error.message, error.fields), headers
+
+
 def _flatten_fields(detail: Any) -> dict:
     """DRF validation detail -> {field: [messages]} (nested serializers keep dotted paths)."""
     if isinstance(detail, Mapping):
@@ -70,8 +88,6 @@ def _flatten_fields(detail: Any) -> dict:
 
 
 def _describe(exc: exceptions.APIException) -> tuple[str, str, dict]:
-    if isinstance(exc, ApiError):
-        return exc.error_code, exc.message, exc.fields
     code, default_message = next(
         (entry for klass, entry in _CODES.items() if isinstance(exc, klass)), ("error", None)
     )
@@ -83,45 +99,35 @@ def _describe(exc: exceptions.APIException) -> tuple[str, str, dict]:
     return code, default_message or str(exc.detail), {}
 
 
-def as_api_error(exc: Exception) -> ApiError | None:
-    """Errors of the engine and services carry their own API `code`, `status` and `message`
-    (LLMError, AgentError, RunFailed, ...): they become ApiErrors without a mapping table."""
-    status, code = getattr(exc, "status", None), getattr(exc, "code", None)
-    if not (isinstance(status, int) and 400 <= status < 600 and isinstance(code, str)):
-        return None
-    return ApiError(
-        status,
-        code,
-        getattr(exc, "message", None) or str(exc),
-        fields=getattr(exc, "fields", None),
-        retry_after=getattr(exc, "retry_after", None),
-    )
-
-
-def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
-    """DRF exception handler: every error, including unexpected ones, in the standard envelope."""
-    if not isinstance(exc, exceptions.APIException):
-        exc = as_api_error(exc) or exc
+def as_coded_error(exc: Exception) -> CodedError | None:
+    """`exc` as the product's error: ours as it is; DRF's and Django's own (404, 403, validation,
+    throttling, ...) as ApiErrors; None for anything else, which is a fault to hide from clients,
+    whatever attributes it has."""
+    if isinstance(exc, CodedError):
+        return exc
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     if not isinstance(exc, exceptions.APIException):
+        return None
+    code, message, fields = _describe(exc)
+    return ApiError(exc.status_code, code, message, fields=fields, retry_after=getattr(exc, "wait", None))
+
+
+def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
+    """DRF exception handler: every error, including unexpected ones, in the standard envelope."""
+    set_rollback()
+    error = as_coded_error(exc)
+    if error is None:
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
-        set_rollback()
         return Response(
             error_body("server_error", "Something went wrong on our side."),
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
-    code, message, fields = _describe(exc)
-    headers = {}
-    wait = getattr(exc, "retry_after", None) or getattr(exc, "wait", None)
-    if wait:
-        headers["Retry-After"] = str(max(1, int(round(wait))))
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
-    set_rollback()
-    return Response(error_body(code, message, fields), status=exc.status_code, headers=headers)
+    challenge = getattr(exc, "auth_header", None) or API_CHALLENGE  # DRF's 401s name the authenticator's
+    status_code, body, headers = error_envelope(error, challenge=challenge)
+    return Response(body, status=status_code, headers=headers)
 
 
 def json_error(status_code: int, code: str, message: str, **extra_headers: str) -> JsonResponse:

@@ -1,4 +1,4 @@
-"""The project's URLs plus one view that crashes, to test the 500 envelope."""
+"""The project's URLs plus views that crash, to test the 500 envelope."""
 
 from django.urls import path
 from rest_framework.decorators import api_view
@@ -11,5 +11,23 @@ def explode(request):
     raise RuntimeError("secret internals must not leak")
 
 
-urlpatterns = [path("api/explode", explode), *project_urlpatterns]
+class LibraryError(Exception):
+    """What a third-party library may raise: it happens to look like one of our coded errors."""
+
+    status = 409
+    code = "conflict"
+    message = "library internals: postgres://user:hunter2@10.0.0.5/db"
+    fields = {"dsn": "postgres://user:hunter2@10.0.0.5/db"}
+
+
+@api_view(["GET"])
+def explode_like_ours(request):
+    raise LibraryError(LibraryError.message)
+
+
+urlpatterns = [
+    path("api/explode", explode),
+    path("api/explode-like-ours", explode_like_ours),
+    *project_urlpatterns,
+]
 handler404 = "studio.api.errors.not_found_view"

@@ -8,6 +8,7 @@ import pytest
 
 from agents.runtime.types import AgentError
 from agents.runtime.validation import ConfigError
+from orchestrations.patterns.base import OrchestrationError
 from tests.orchestrations.patterns.conftest import Reply, agent, fail
 
 TRIO = [agent("a"), agent("b"), agent("c")]
@@ -46,7 +47,7 @@ async def test_continue_policy_records_failures_and_keeps_the_other_outputs(orch
 async def test_continue_policy_fails_when_every_agent_of_a_step_failed(orchestra):
     script = {spec.agent_id: fail() for spec in TRIO}
 
-    with pytest.raises(AgentError) as failure:
+    with pytest.raises(OrchestrationError) as failure:
         await orchestra.run("parallel", TRIO, script, config={"on_agent_error": "continue"})
 
     assert (failure.value.code, failure.value.status) == ("all_agents_failed", 502)
@@ -56,7 +57,7 @@ async def test_timeout_covers_the_whole_pattern_and_cancels_the_calls_in_flight(
     script = {"a": Reply(sleep=0.06), "b": Reply(sleep=5)}
 
     started = time.perf_counter()
-    with pytest.raises(AgentError) as failure:
+    with pytest.raises(OrchestrationError) as failure:
         await orchestra.run("sequential", [agent("a"), agent("b")], script, config={"timeout_s": 0.1})
 
     assert time.perf_counter() - started < 3  # the slow calls would take 5 s
@@ -69,7 +70,7 @@ async def test_cost_cap_stops_launching_agents_once_the_cost_passes_it(orchestra
     agents = [agent("a"), agent("b"), agent("c")]
     script = {spec.agent_id: Reply(cost="0.60") for spec in agents}
 
-    with pytest.raises(AgentError) as failure:
+    with pytest.raises(OrchestrationError) as failure:
         await orchestra.run("sequential", agents, script, config={"max_total_cost_usd": 1.0})
 
     assert (failure.value.code, failure.value.status) == ("cost_limit_exceeded", 402)
@@ -83,7 +84,7 @@ async def test_cost_cap_passed_by_concurrent_calls_cancels_the_ones_still_runnin
         "c": Reply(cost="0.60", sleep=5),
     }
 
-    with pytest.raises(AgentError) as failure:
+    with pytest.raises(OrchestrationError) as failure:
         await orchestra.run("parallel", TRIO, script, config={"max_total_cost_usd": 1.0})
 
     assert failure.value.code == "cost_limit_exceeded"
@@ -102,7 +103,7 @@ async def test_cost_cap_is_not_tolerated_by_the_continue_policy(orchestra):
     script = {spec.agent_id: Reply(cost="0.60") for spec in TRIO}
     config = {"max_total_cost_usd": 1.0, "max_concurrency": 1, "on_agent_error": "continue"}
 
-    with pytest.raises(AgentError) as failure:
+    with pytest.raises(OrchestrationError) as failure:
         await orchestra.run("parallel", TRIO, script, config=config)
 
     assert failure.value.code == "cost_limit_exceeded"

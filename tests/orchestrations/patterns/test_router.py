@@ -1,6 +1,7 @@
 import pytest
 
 from agents.runtime.types import AgentError
+from orchestrations.patterns.base import OrchestrationError
 from tests.orchestrations.patterns.conftest import agent, fail
 
 ROUTER = agent("router", name="Router", outputs=[])
@@ -43,7 +44,7 @@ async def test_router_falls_back_to_the_first_specialist_on_an_invalid_pick(orch
 
 
 async def test_router_with_fallback_fail_rejects_an_invalid_pick(orchestra):
-    with pytest.raises(AgentError) as failure:
+    with pytest.raises(OrchestrationError) as failure:
         await orchestra.run("router", [ROUTER, TECH, BILLING], {"router": {}}, config={"fallback": "fail"})
 
     assert (failure.value.code, failure.value.status) == ("invalid_route", 502)

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from agents.runtime.types import AgentError
+from orchestrations.patterns.base import OrchestrationError
 from tests.orchestrations.patterns.conftest import agent, fail
 
 WRITER = agent("writer", inputs=["question"], outputs=["draft"])
@@ -59,7 +59,7 @@ async def test_sequential_mapping_names_each_input_explicitly(orchestra):
 async def test_sequential_mapping_from_a_missing_field_fails(orchestra):
     config = {"mapping": [None, {"draft": "summary"}]}
 
-    with pytest.raises(AgentError) as failure:
+    with pytest.raises(OrchestrationError) as failure:
         await orchestra.run("sequential", [WRITER, EDITOR], SCRIPT, config=config)
 
     assert (failure.value.code, failure.value.status) == ("invalid_mapping", 400)

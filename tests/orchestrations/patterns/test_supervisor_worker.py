@@ -1,7 +1,7 @@
 import pytest
 
 from agents.runtime.schema import signature_json_schema
-from agents.runtime.types import AgentError
+from orchestrations.patterns.base import OrchestrationError
 from tests.orchestrations.patterns.conftest import Reply, agent
 
 SUPERVISOR = agent("lead", name="Lead")
@@ -107,7 +107,7 @@ async def test_supervisor_drops_unknown_workers_and_subtasks_beyond_the_limit(or
 async def test_supervisor_that_assigns_nothing_fails_the_run_with_its_answer_on_the_plan_span(orchestra):
     answer = plan({"worker": "Intern", "task": "make coffee"})
 
-    with pytest.raises(AgentError) as failure:
+    with pytest.raises(OrchestrationError) as failure:
         await orchestra.run("supervisor_worker", TEAM, {"lead": answer})
 
     # The model answered: not a 502, which would read like a provider outage.
