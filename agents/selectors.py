@@ -1,4 +1,4 @@
-"""Reads of agents: the organization's agents, one agent, its history, and what still uses it."""
+"""Reads of agents: the organization's agents, their history, and what still uses one."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from django.db.models import Q, QuerySet
 from agents.models import Agent, AgentVersion
 from providers.gateway import provider_config_resolve
 from providers.llm.types import ProviderNotConfigured
-from studio.api.errors import ApiError
 
 
 def agent_search_q(term: str) -> Q:
@@ -17,26 +16,9 @@ def agent_search_q(term: str) -> Q:
     return Q(name__icontains=term) | Q(description__icontains=term)
 
 
-def agent_list(
-    *, user, status: str | None = None, agent_type: str | None = None, search: str | None = None
-) -> QuerySet[Agent]:
-    """The agents of the user's organization, newest first, optionally filtered."""
-    agents = Agent.objects.filter(organization_id=user.organization_id)
-    if status:
-        agents = agents.filter(status=status)
-    if agent_type:
-        agents = agents.filter(agent_type=agent_type)
-    if search:
-        agents = agents.filter(agent_search_q(search))
-    return agents
-
-
-def agent_get(*, user, agent_id: str) -> Agent:
-    """One agent of the user's organization; another organization's agent is a 404 like a missing one."""
-    agent = agent_list(user=user).filter(pk=agent_id).first()
-    if agent is None:
-        raise ApiError(404, "not_found", "Agent not found.")
-    return agent
+def agent_list(*, user) -> QuerySet[Agent]:
+    """The agents of the user's organization, newest first (the API's filters narrow it)."""
+    return Agent.objects.filter(organization_id=user.organization_id)
 
 
 def agent_version_list(*, agent: Agent) -> QuerySet[AgentVersion]:

@@ -1,5 +1,5 @@
-"""Reads of deployments: the organization's deployments, one deployment, its usage from the ledger,
-and the URLs and commands that reach it."""
+"""Reads of deployments: the organization's deployments, their usage from the ledger, and the URLs
+and commands that reach them."""
 
 from __future__ import annotations
 
@@ -12,26 +12,14 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from deployments.models import Deployment, DeploymentKey
 from observability.models import Run
-from studio.api.errors import ApiError
 
 KEY_PLACEHOLDER = "<api-key>"
 
 
-def deployment_list(*, user, status: str | None = None) -> QuerySet[Deployment]:
+def deployment_list(*, user) -> QuerySet[Deployment]:
     """The deployments of the user's organization, newest first. The pinned snapshot is left out:
     lists never need it."""
-    deployments = Deployment.objects.filter(organization_id=user.organization_id).defer("pinned")
-    if status:
-        deployments = deployments.filter(status=status)
-    return deployments
-
-
-def deployment_get(*, user, deployment_id: str) -> Deployment:
-    """One deployment of the user's organization; another organization's is a 404 like a missing one."""
-    deployment = Deployment.objects.filter(organization_id=user.organization_id, pk=deployment_id).first()
-    if deployment is None:
-        raise ApiError(404, "not_found", "Deployment not found.")
-    return deployment
+    return Deployment.objects.filter(organization_id=user.organization_id).defer("pinned")
 
 
 def deployment_keys(*, deployment: Deployment) -> QuerySet[DeploymentKey]:

@@ -14,20 +14,14 @@ def template_search_q(term: str) -> Q:
     return Q(name__icontains=term) | Q(description__icontains=term)
 
 
-def agent_template_list(*, user, category: str | None = None) -> QuerySet[AgentTemplate]:
+def agent_template_list(*, user) -> QuerySet[AgentTemplate]:
     """The agent templates the user may see, official ones first, then by name."""
-    templates = AgentTemplate.objects.visible_to(user)
-    if category:
-        templates = templates.filter(category=category)
-    return templates
+    return AgentTemplate.objects.visible_to(user)
 
 
-def orchestration_template_list(*, user, pattern: str | None = None) -> QuerySet[OrchestrationTemplate]:
+def orchestration_template_list(*, user) -> QuerySet[OrchestrationTemplate]:
     """The orchestration templates the user may see, official ones first, then by name."""
-    templates = OrchestrationTemplate.objects.visible_to(user)
-    if pattern:
-        templates = templates.filter(pattern=pattern)
-    return templates
+    return OrchestrationTemplate.objects.visible_to(user)
 
 
 def agent_template_names(*, user, template_ids: Iterable[str]) -> dict[str, str]:
