@@ -20,7 +20,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import OuterRef, QuerySet, Subquery, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -30,7 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 from agents.breakers import breaker_states
 from agents.models import Agent
 from observability.models import Run
-from observability.selectors import agent_run_stats, run_status_counts, run_totals_by_kind_status
+from observability.selectors import MONEY, agent_run_stats, run_status_counts, run_totals_by_kind_status
 from providers.budgets import current_month
 from providers.models import BudgetCounter
 
@@ -38,7 +38,6 @@ HEALTH_WINDOW = dt.timedelta(hours=24)
 DEGRADED_BELOW = 0.9
 HEALTH_STATES = ("healthy", "degraded", "unhealthy", "idle")
 BREAKER_STATES = ("closed", "half_open", "open")
-MONEY = DecimalField(max_digits=20, decimal_places=10)
 
 
 def agent_health(*, breaker: str, worked_24h: int, success_rate_24h: float | None) -> str:

@@ -45,7 +45,7 @@ from deployments.pinning import (
     pinned_title,
 )
 from deployments.selectors import deployment_api_url, deployment_mcp_url
-from observability.events import run_group
+from observability.events import FINAL_EVENTS, run_group
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
 from observability.services import RunFailed
@@ -55,7 +55,6 @@ from studio.background import spawn
 logger = logging.getLogger(__name__)
 
 CHANNEL_HEADER = "X-Studio-Channel"  # `cli` from our CLI; anything else is the api channel
-FINAL_EVENTS = frozenset({"run.completed", "run.failed"})
 EVENT_POLL_S = 0.2
 KEEPALIVE_S = 15.0
 EVENTS_PER_POLL = 500

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 
-from observability.events import run_group
+from observability.events import FINAL_EVENTS, run_group
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
 from observability.services import run_cancel
@@ -20,7 +20,6 @@ from studio.websocket import StudioConsumer
 
 logger = logging.getLogger(__name__)
 
-FINAL_EVENTS = ("run.completed", "run.failed")
 POLL_INTERVAL_S = 0.5
 
 

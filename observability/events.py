@@ -11,6 +11,9 @@ from channels.layers import get_channel_layer
 
 logger = logging.getLogger(__name__)
 
+# The events that end a run: a client following it stops after one of them.
+FINAL_EVENTS = frozenset({"run.completed", "run.failed"})
+
 
 def run_group(run_id: str) -> str:
     return f"run.{run_id}"

@@ -51,6 +51,7 @@ METRIC_PERIODS: dict[str, tuple[dt.timedelta, str, dt.timedelta]] = {
 PERCENTILES = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.95}
 # SQLite computes percentiles in Python over at most this many of the window's newest runs.
 PERCENTILE_SAMPLE_CAP = 100_000
+# The output type of money sums and subqueries: the precision of the cost columns.
 MONEY = DecimalField(max_digits=20, decimal_places=10)
 
 

@@ -23,6 +23,7 @@ from observability.rows import row_insert
 from observability.writer import batch_cached, ledger_write
 from providers.budgets import Budget, Hold, budget_reserve, budget_settle
 from providers.llm import pricing
+from providers.llm.mock_adapter import MOCK_MODEL
 from providers.llm.registry import create_adapter
 from providers.llm.types import (
     BudgetExceeded,
@@ -35,8 +36,6 @@ from providers.llm.types import (
     ProviderSettings,
 )
 from providers.models import APIProviderConfig
-
-MOCK_DEFAULT_MODEL = "mock-1"
 
 
 def provider_settings(config: APIProviderConfig) -> ProviderSettings:
@@ -154,7 +153,7 @@ class StudioGateway:
         key = ("provider", self.run.organization_id, self.run.user_id, call.provider_kind, call.provider_id)
         config, provider = batch_cached(key, functools.partial(self._provider, call))
         overrides, config_id = (config.pricing_overrides, config.pk) if config else ({}, "")
-        model = call.request.model or provider.default_model or MOCK_DEFAULT_MODEL
+        model = call.request.model or provider.default_model or MOCK_MODEL
         price = pricing.find_price(model, overrides, provider_kind=provider.kind)
         budgets = []
         if config is not None:

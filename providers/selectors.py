@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
 from observability.models import Span
-from observability.selectors import period_window
+from observability.selectors import MONEY, period_window
 from providers.budgets import current_month, spent_this_month
 from providers.models import APIProviderConfig, BudgetCounter
-
-MONEY = DecimalField(max_digits=20, decimal_places=10)
 
 
 def provider_config_list(*, user) -> QuerySet[APIProviderConfig]:

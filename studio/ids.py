@@ -11,6 +11,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
+def id_pattern(prefix: str) -> str:
+    """The regex (unanchored, for URL routes and schema patterns) of an id `new_id(prefix)` makes."""
+    return rf"{prefix}-[0-9a-f]{{32}}"
+
+
 class PrefixedIdField(models.CharField):
     """Primary key holding `<prefix>-<32 hex>`, generated on creation."""
 

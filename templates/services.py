@@ -26,7 +26,8 @@ from agents.yaml_loader import load_yaml
 from orchestrations.models import Orchestration
 from orchestrations.patterns import PATTERNS, validate_pattern_config
 from orchestrations.services import orchestration_create
-from providers.gateway import MOCK_DEFAULT_MODEL, provider_config_resolve
+from providers.gateway import provider_config_resolve
+from providers.llm.mock_adapter import MOCK_MODEL
 from providers.llm.types import ProviderNotConfigured
 from studio.api.errors import ApiError
 from studio.audit import audit_record
@@ -94,7 +95,7 @@ def provider_choose(*, organization_id: str, kind: str, model: str) -> ProviderC
             organization_id=organization_id, user_id=None, kind=kind, provider_id=None
         )
     except ProviderNotConfigured:
-        return ProviderChoice(kind=MOCK, model=MOCK_DEFAULT_MODEL, provider_id=None, fallback=True)
+        return ProviderChoice(kind=MOCK, model=MOCK_MODEL, provider_id=None, fallback=True)
     return ProviderChoice(kind=kind, model=model, provider_id=config.pk, fallback=False)
 
 

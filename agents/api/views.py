@@ -25,6 +25,7 @@ from agents.runtime.validation import ConfigError
 from agents.selectors import agent_list, agent_provider_base_url, agent_version_list
 from studio.api.parsing import validated
 from studio.api.viewsets import OrgScopedViewSet
+from studio.ids import id_pattern
 
 VERSION_PATTERN = r"[0-9]+\.[0-9]+\.[0-9]+"
 
@@ -62,7 +63,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     queryset = Agent.objects.all()
     serializer_class = AgentReadSerializer
     filterset_class = AgentFilterSet
-    lookup_value_regex = r"agent-[0-9a-f]{32}"
+    lookup_value_regex = id_pattern("agent")
     action_roles = {"validate": "viewer"}
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 

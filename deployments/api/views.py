@@ -19,8 +19,9 @@ from deployments.selectors import deployment_keys, deployment_list, deployment_r
 from studio.api.parsing import validated
 from studio.api.permissions import RolePermission
 from studio.api.viewsets import OrgScopedViewSet
+from studio.ids import id_pattern
 
-KEY_ID_PATTERN = r"dkey-[0-9a-f]{32}"
+KEY_ID_PATTERN = id_pattern("dkey")
 
 
 class DeployView(APIView):
@@ -63,7 +64,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgSco
     queryset = Deployment.objects.all()
     serializer_class = DeploymentReadSerializer
     filterset_class = DeploymentFilterSet
-    lookup_value_regex = r"deploy-[0-9a-f]{32}"
+    lookup_value_regex = id_pattern("deploy")
     write_role = "admin"
     http_method_names = ["get", "post", "delete", "head", "options"]
 

@@ -19,6 +19,7 @@ from orchestrations.models import Orchestration
 from orchestrations.patterns import pattern_list
 from studio.api.parsing import validated
 from studio.api.viewsets import OrgScopedViewSet
+from studio.ids import id_pattern
 
 
 class OrchestrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
@@ -28,7 +29,7 @@ class OrchestrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Org
     queryset = Orchestration.objects.all()
     serializer_class = OrchestrationReadSerializer
     filterset_class = OrchestrationFilterSet
-    lookup_value_regex = r"orch-[0-9a-f]{32}"
+    lookup_value_regex = id_pattern("orch")
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     @extend_schema(request=OrchestrationCreateSerializer, responses={201: OrchestrationReadSerializer})

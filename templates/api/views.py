@@ -5,6 +5,7 @@ from rest_framework.response import Response
 
 from studio.api.parsing import validated
 from studio.api.viewsets import OrgScopedViewSet
+from studio.ids import id_pattern
 from templates import services
 from templates.api.filters import AgentTemplateFilterSet, OrchestrationTemplateFilterSet
 from templates.api.serializers import (
@@ -17,8 +18,6 @@ from templates.api.serializers import (
 )
 from templates.models import AgentTemplate, OrchestrationTemplate
 from templates.selectors import agent_template_list, agent_template_names, orchestration_template_list
-
-TEMPLATE_ID = r"tmpl-[0-9a-f]{32}"
 
 
 @extend_schema_view(
@@ -35,7 +34,7 @@ class AgentTemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Org
     queryset = AgentTemplate.objects.all()
     serializer_class = AgentTemplateReadSerializer
     filterset_class = AgentTemplateFilterSet
-    lookup_value_regex = TEMPLATE_ID
+    lookup_value_regex = id_pattern("tmpl")
     http_method_names = ["get", "post", "head", "options"]
 
     def scoped_queryset(self, *, organization, user):
@@ -73,7 +72,7 @@ class OrchestrationTemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMi
     queryset = OrchestrationTemplate.objects.all()
     serializer_class = OrchestrationTemplateReadSerializer
     filterset_class = OrchestrationTemplateFilterSet
-    lookup_value_regex = TEMPLATE_ID
+    lookup_value_regex = id_pattern("tmpl")
     http_method_names = ["get", "post", "head", "options"]
 
     def scoped_queryset(self, *, organization, user):
