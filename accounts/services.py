@@ -233,6 +233,7 @@ def user_delete(*, actor: User, user: User) -> None:
     user.delete()
 
 
+@transaction.atomic
 def profile_update(*, user: User, **fields) -> User:
     """A user's own name and preferences."""
     changes = apply_changes(user, fields)
