@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 
-from agents.config_schema import parse_agent_config
-from agents.models import Agent
-
 
 def support_yaml(
     *,
@@ -39,13 +36,3 @@ def support_yaml(
     if tools:
         lines.append(tools)
     return "\n".join(lines) + "\n"
-
-
-def make_agent(organization, yaml_text: str, *, name="Support", description="Answers customers") -> Agent:
-    return Agent.objects.create(
-        organization=organization,
-        name=name,
-        description=description,
-        config_yaml=yaml_text,
-        config=parse_agent_config(yaml_text),
-    )

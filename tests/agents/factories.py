@@ -35,8 +35,9 @@ def agent_yaml(document: dict[str, Any] | None = None, **sections: Any) -> str:
     return yaml.safe_dump(document if document is not None else agent_config(**sections), sort_keys=False)
 
 
-def make_agent(organization, *, config_yaml: str | None = None, created_by=None, **fields) -> Agent:
-    """An agent stored directly (no audit row), its config parsed like the API would."""
+def make_agent(organization, config_yaml: str | None = None, *, created_by=None, **fields) -> Agent:
+    """The one way tests store an agent: directly (no audit row), its config (`config_yaml`, or
+    `agent_yaml()`) parsed like the API would; `fields` are the model's (name, description, ...)."""
     config_yaml = config_yaml if config_yaml is not None else agent_yaml()
     fields.setdefault("name", f"Agent {next(_seq)}")
     return Agent.objects.create(

@@ -8,7 +8,8 @@ from agents.execution import agent_test_run
 from agents.runtime.types import AgentError
 from observability.models import Run, RunEvent, Span
 from observability.services import RunFailed
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.fakes.behaviours import answer, json_answer
 from tests.providers.factories import make_provider_config
 

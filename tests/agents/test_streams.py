@@ -11,7 +11,8 @@ from asgiref.sync import sync_to_async
 
 from accounts.services import tokens_for
 from observability.models import Run
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("llm_clients_closed")]

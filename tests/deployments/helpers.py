@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from deployments.services import deployment_create
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 
 GOOD = {"response": "We will refund you today.", "priority": "high"}
 INPUTS = {"inquiry": "Where is my refund?"}
@@ -11,7 +12,8 @@ INPUTS = {"inquiry": "Where is my refund?"}
 
 def answering_agent(organization, answer=GOOD, *, name="Support", **yaml_options):
     """A mock agent that answers `answer` on every call (the script restarts with each run)."""
-    return make_agent(organization, support_yaml(responses=[{"response": answer}], **yaml_options), name=name)
+    config_yaml = support_yaml(responses=[{"response": answer}], **yaml_options)
+    return make_agent(organization, config_yaml, name=name, description="Answers customers")
 
 
 def deploy(user, agent=None, **fields):

@@ -17,7 +17,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from accounts.services import tokens_for
 from observability.models import Run
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.deployments.helpers import GOOD, INPUTS, answering_agent, bearer, deploy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]

@@ -20,7 +20,8 @@ from deployments.services import (
 )
 from observability.models import Run, RunEvent
 from orchestrations.services import orchestration_create
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.deployments.helpers import GOOD, INPUTS, answering_agent, bearer, deploy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("llm_clients_closed")]

@@ -7,18 +7,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from agents.models import Agent
 from observability.models import Run, RunEvent, Span
-
-
-def make_agent(organization, name="Support", *, budget_limit_usd=None, **fields) -> Agent:
-    return Agent.objects.create(
-        organization=organization,
-        name=name,
-        config_yaml="# stored config\n",
-        config={"config": {"budget_limit_usd": budget_limit_usd}},
-        **fields,
-    )
 
 
 def run(

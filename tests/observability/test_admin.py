@@ -8,7 +8,8 @@ import re
 import pytest
 
 from observability.models import Run, Span
-from tests.observability.factories import make_agent, run, save
+from tests.agents.factories import make_agent
+from tests.observability.factories import run, save
 from tests.orchestrations.helpers import make_orchestration
 from tests.providers.factories import make_provider_config
 
@@ -22,7 +23,7 @@ def rows(html: str) -> list[str]:
 
 
 def test_the_runs_list_names_the_agent_or_orchestration_with_a_link(operator_browser, organization):
-    agent = make_agent(organization, "Refund Helper")
+    agent = make_agent(organization, name="Refund Helper")
     team = make_orchestration(organization, "sequential", [agent, agent], name="Refund Team")
     save(
         run(organization, agent_id=agent.pk, cost="0.0123456789"),

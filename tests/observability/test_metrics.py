@@ -18,7 +18,8 @@ from observability.selectors import METRICS, metric_series, percentile
 from observability.services import run_create
 from providers.gateway import StudioGateway
 from providers.llm.types import CompletionRequest, LLMCall, LLMError, Message
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.fakes.behaviours import status
 from tests.observability.factories import run, save
 from tests.providers.factories import make_provider_config

@@ -13,7 +13,8 @@ from django.utils import timezone
 from observability.management.commands import prune_runs
 from observability.models import Run, RunEvent, Span, UsageDailyRollup
 from observability.selectors import usage_for_agent, usage_summary
-from tests.observability.factories import event, make_agent, run, save, span
+from tests.agents.factories import make_agent
+from tests.observability.factories import event, run, save, span
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def history(member, other_org_owner):
     """Runs of 100 days ago (with span trees and events), one still 'running' from then, and
     recent runs, in two organizations."""
     org, now = member.organization, timezone.now()
-    agent = make_agent(org, "Alpha")
+    agent = make_agent(org, name="Alpha")
     old_day = (now - dt.timedelta(days=100)).replace(hour=10, minute=0)  # runs below stay on that day
     old = save(
         run(org, at=old_day, agent_id=agent.pk, cost="0.10", input_tokens=100, output_tokens=10),

@@ -16,8 +16,9 @@ from agents.runtime_status import agent_health
 from observability.models import Run, Span
 from providers.budgets import current_month
 from providers.models import BudgetCounter
+from tests.agents.factories import agent_yaml, make_agent
 from tests.api_cases import APIResourceCases, Call
-from tests.observability.factories import make_agent, run, save
+from tests.observability.factories import run, save
 from tests.orchestrations.helpers import make_agent as orchestration_agent
 from tests.orchestrations.helpers import make_orchestration, says
 
@@ -78,10 +79,10 @@ def fleet(viewer, other_org_owner):
     """Broken (breaker open after failures), Steady (healthy), Flaky (80% success), Sleepy (idle:
     its only run is two days old), and another organization's agent with a running run."""
     org, now = viewer.organization, timezone.now()
-    broken = make_agent(org, "Broken", budget_limit_usd=5)
-    steady = make_agent(org, "Steady", budget_limit_usd=2.5)
-    flaky = make_agent(org, "Flaky")
-    sleepy = make_agent(org, "Sleepy")
+    broken = make_agent(org, agent_yaml(config={"budget_limit_usd": 5}), name="Broken")
+    steady = make_agent(org, agent_yaml(config={"budget_limit_usd": 2.5}), name="Steady")
+    flaky = make_agent(org, name="Flaky")
+    sleepy = make_agent(org, name="Sleepy")
     with_agent_spans(
         *(
             run(org, at=now - dt.timedelta(minutes=10 + i), agent_id=broken.pk, status="failed")
@@ -106,7 +107,7 @@ def fleet(viewer, other_org_owner):
     BudgetCounter.objects.create(
         organization=org, subject=steady.pk, month=current_month() - dt.timedelta(days=40), spent_usd=9
     )
-    theirs = make_agent(other_org_owner.organization, "Theirs")
+    theirs = make_agent(other_org_owner.organization, name="Theirs")
     with_agent_spans(run(other_org_owner.organization, agent_id=theirs.pk, status="running"))
     return broken, steady, flaky, sleepy
 
@@ -206,7 +207,7 @@ def test_agents_that_ran_only_inside_an_orchestration_are_counted(auth_client, m
 
 
 def test_an_agent_whose_only_run_was_cancelled_is_idle(viewer_client, viewer):
-    agent = make_agent(viewer.organization, "Stopped")
+    agent = make_agent(viewer.organization, name="Stopped")
     with_agent_spans(run(viewer.organization, agent_id=agent.pk, status="cancelled"))
 
     row = runtime_row(viewer_client, agent)
@@ -219,7 +220,7 @@ def test_an_agent_that_failed_within_runs_that_completed_is_degraded(viewer_clie
     """Under on_agent_error=continue an orchestration completes although one of its agents failed:
     the agent's health follows its own executions, not the runs' outcome."""
     org = viewer.organization
-    agent = make_agent(org, "Fragile")
+    agent = make_agent(org, name="Fragile")
     runs = save(*(run(org, kind="orchestration") for _ in range(3)))
     Span.objects.bulk_create(
         [
@@ -286,7 +287,9 @@ def test_runtime_metrics_answer_a_scraper_and_refuse_strangers(viewer_client, ap
 def test_runtime_query_counts_are_constant(viewer_client, viewer, django_assert_num_queries, n):
     now = timezone.now()
     for index in range(n):
-        agent = make_agent(viewer.organization, f"A{index:02}", budget_limit_usd=1)
+        agent = make_agent(
+            viewer.organization, agent_yaml(config={"budget_limit_usd": 1}), name=f"A{index:02}"
+        )
         with_agent_spans(
             *(run(viewer.organization, at=now - dt.timedelta(minutes=i), agent_id=agent.pk) for i in range(3))
         )

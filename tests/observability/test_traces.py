@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from agents.execution import agent_test_run
-from tests.agents.agent_configs import make_agent as make_runnable_agent
 from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.api_cases import APIResourceCases, Call
 from tests.observability.factories import run, save, span
 
@@ -166,7 +166,7 @@ def test_an_unknown_trace_is_a_404(viewer_client):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_agent_run_is_traced_run_agent_llm(member, auth_client):
-    agent = make_runnable_agent(
+    agent = make_agent(
         member.organization, support_yaml(responses=[{"response": {"response": "ok", "priority": "low"}}])
     )
     result = agent_test_run(user=member, agent=agent, inputs={"inquiry": "Where is my parcel?"})

@@ -9,8 +9,9 @@ import pytest
 
 from observability.models import UsageDailyRollup
 from observability.selectors import period_window
+from tests.agents.factories import make_agent
 from tests.api_cases import APIResourceCases, Call
-from tests.observability.factories import make_agent, run, save
+from tests.observability.factories import run, save
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +37,7 @@ def ledger(viewer, other_org_owner):
     """Runs of two agents on two days of this month, an orchestration run, a deleted agent's run,
     a run of last month and another organization's run."""
     org = viewer.organization
-    alpha, beta = make_agent(org, "Alpha"), make_agent(org, "Beta")
+    alpha, beta = make_agent(org, name="Alpha"), make_agent(org, name="Beta")
     day1, day2 = month_days()
     rows = save(
         run(org, at=day1, agent_id=alpha.pk, cost="0.10", input_tokens=100, output_tokens=10),
@@ -184,7 +185,7 @@ def test_an_unknown_period_is_a_400_listing_the_valid_ones(viewer_client):
 def test_usage_query_count_is_constant(viewer_client, viewer, django_assert_num_queries, agents):
     day1, day2 = month_days()
     for index in range(agents):
-        agent = make_agent(viewer.organization, f"A{index}")
+        agent = make_agent(viewer.organization, name=f"A{index}")
         save(*(run(viewer.organization, at=day, agent_id=agent.pk) for day in (day1, day2) for _ in range(3)))
         UsageDailyRollup.objects.create(
             organization=viewer.organization,

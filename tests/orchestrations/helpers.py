@@ -7,11 +7,11 @@ from typing import Any
 
 import yaml
 
-from agents.config_schema import parse_agent_config
 from agents.models import Agent
 from observability.models import Run, RunEvent, Span
 from orchestrations.models import Orchestration
 from orchestrations.patterns import validate_pattern_config
+from tests.agents import factories
 
 
 def field(name: str, kind: str = "string", **extra: Any) -> dict[str, Any]:
@@ -54,14 +54,9 @@ def says(**output: Any) -> dict[str, Any]:
 
 
 def make_agent(organization, name: str, *, description: str = "", **yaml_options: Any) -> Agent:
-    """An agent stored directly, its config parsed like the API would."""
-    text = agent_yaml(**yaml_options)
-    return Agent.objects.create(
-        organization=organization,
-        name=name,
-        description=description or f"{name} of the team",
-        config_yaml=text,
-        config=parse_agent_config(text),
+    """A member of a team: `tests.agents.factories.make_agent` with `agent_yaml(**yaml_options)`."""
+    return factories.make_agent(
+        organization, agent_yaml(**yaml_options), name=name, description=description or f"{name} of the team"
     )
 
 

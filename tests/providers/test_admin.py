@@ -121,9 +121,9 @@ def test_budget_counters_are_read_only(operator_browser, config):
 
 
 def test_budget_counters_name_their_subject_with_a_link(operator_browser, config):
-    from tests.observability.factories import make_agent
+    from tests.agents.factories import make_agent
 
-    agent = make_agent(config.organization, "Refund Helper")
+    agent = make_agent(config.organization, name="Refund Helper")
     for subject in (config.pk, agent.pk, "agent-deleted-since"):
         BudgetCounter.objects.create(organization=config.organization, subject=subject, month=current_month())
     html = operator_browser.get("/admin/providers/budgetcounter/").content.decode()

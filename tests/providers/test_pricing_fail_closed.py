@@ -13,7 +13,8 @@ import pytest
 from observability.models import Span
 from providers.budgets import spent_this_month
 from providers.models import BudgetCounter
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.conftest import client_for
 from tests.fakes.behaviours import json_answer
 from tests.providers.factories import make_provider_config

@@ -12,7 +12,8 @@ import pytest
 from accounts.services import tokens_for
 from observability.models import Run, RunEvent, Span
 from providers.models import BudgetCounter
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.deployments.helpers import INPUTS, bearer
 from tests.live import DaphneServer
 

@@ -6,7 +6,8 @@ import pytest
 
 from observability.models import Run
 from tests.accounts.factories import PASSWORD
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,7 +14,8 @@ from rest_framework.test import APIClient
 from observability.limits import RETRY_AFTER_S, RunLimitReached, run_admit
 from observability.models import Run
 from observability.services import run_create, run_new
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401
 from tests.conftest import client_for
 from tests.deployments.helpers import INPUTS, bearer, deploy

@@ -7,7 +7,8 @@ import pytest
 
 from observability.models import Run
 from studio.api import ratelimit
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.conftest import client_for
 from tests.orchestrations.helpers import make_agent as make_orchestration_agent
 from tests.orchestrations.helpers import make_orchestration, says

@@ -10,7 +10,8 @@ import pytest
 from agents.execution import agent_test_run
 from agents.runtime import react
 from observability.models import Span
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.fakes.behaviours import json_answer, tool_calls
 from tests.providers.factories import make_provider_config
 

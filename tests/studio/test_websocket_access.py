@@ -11,7 +11,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import Organization, User
 from observability.models import Run
-from tests.agents.agent_configs import make_agent, support_yaml
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
 from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401
 from tests.orchestrations.helpers import make_agent as make_named_agent
 from tests.orchestrations.helpers import make_orchestration, says
