@@ -1,4 +1,4 @@
-"""Fakes for the agent runtime's collaborators: a scripted gateway and a recording recorder."""
+"""Fakes for the agent runtime's collaborators: a scripted gateway and a recorder in memory."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 
 from agents.config_schema import validate_agent_config
 from agents.runtime.types import AgentSpec
-from providers.llm.types import Completion, Delta, LLMCall, LLMError, Recorder, ToolCall, Usage
+from providers.llm.types import Completion, Delta, LLMCall, LLMError, ToolCall, Usage
+from tests.fakes.recorder import MemoryRecorder
 
 # A scripted reply: a Completion; a dict (a structured answer); a str (raw text); an LLMError to
 # raise; or a callable taking the LLMCall and returning (or awaiting to) one of those.
@@ -81,65 +82,6 @@ class FakeGateway:
         yield completion
 
 
-class FakeRecorder(Recorder):
-    """Keeps spans (with every close) and events in memory."""
-
-    def __init__(self):
-        self.spans: dict[str, dict[str, Any]] = {}
-        self.events: list[dict[str, Any]] = []
-
-    async def span_open(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> str:
-        span_id = f"span-{len(self.spans) + 1:032x}"
-        self.spans[span_id] = {
-            "id": span_id,
-            "kind": kind,
-            "name": name,
-            "parent_id": parent_id,
-            "agent_id": agent_id,
-            "attributes": dict(attributes or {}),
-            "status": "open",
-            "closes": 0,
-        }
-        return span_id
-
-    async def span_close(
-        self,
-        span_id,
-        *,
-        status,
-        input_tokens=0,
-        output_tokens=0,
-        cost_usd=Decimal(0),
-        attributes=None,
-        error=None,
-    ) -> None:
-        span = self.spans[span_id]
-        span["attributes"].update(attributes or {})
-        span.update(
-            status=status,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=cost_usd,
-            error=error,
-            closes=span["closes"] + 1,
-        )
-
-    async def emit(self, type, *, agent_id=None, data) -> None:
-        self.events.append({"type": type, "agent_id": agent_id, "data": dict(data)})
-
-    def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [span for span in self.spans.values() if span["kind"] == kind]
-
-    def children(self, span_id: str) -> list[dict[str, Any]]:
-        return [span for span in self.spans.values() if span["parent_id"] == span_id]
-
-    def event_types(self) -> list[str]:
-        return [event["type"] for event in self.events]
-
-    def assert_every_span_closed_once(self) -> None:
-        assert [span["closes"] for span in self.spans.values()] == [1] * len(self.spans)
-
-
 def agent_config(
     *,
     inputs: Sequence[Mapping[str, Any]] = ({"name": "question", "type": "string"},),
@@ -181,5 +123,5 @@ def gateway() -> FakeGateway:
 
 
 @pytest.fixture
-def recorder() -> FakeRecorder:
-    return FakeRecorder()
+def recorder() -> MemoryRecorder:
+    return MemoryRecorder()

@@ -1,4 +1,4 @@
-"""Fakes for the pattern engine tests: a scripted RunAgent and a recording Recorder (no Django)."""
+"""Fakes for the pattern engine tests: a scripted RunAgent and the in-memory recorder (no Django)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from agents.runtime.types import AgentError, AgentResult, AgentSpec
 from orchestrations.patterns import PatternContext, PatternResult, run_pattern
-from providers.llm.types import Recorder
+from tests.fakes.recorder import MemoryRecorder
 
 RUN_SPAN = "span-run"
 
@@ -109,60 +109,11 @@ class ScriptedAgents:
                 self.violations.append(f"{spec.agent_id} answered {name!r}, which was not requested")
 
 
-@dataclass
-class SpanRecord:
-    id: str
-    kind: str
-    name: str
-    parent_id: str | None
-    attributes: Mapping[str, Any]
-    status: str | None = None
-    error: str | None = None
-    input_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
-
-
-class RecordingRecorder(Recorder):
-    """A Recorder that keeps spans and events in memory."""
-
-    def __init__(self) -> None:
-        self.spans: dict[str, SpanRecord] = {}
-        self.events: list[tuple[str, Mapping[str, Any]]] = []
-
-    async def span_open(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> str:
-        span_id = f"span-{len(self.spans) + 1}"
-        self.spans[span_id] = SpanRecord(span_id, kind, name, parent_id, dict(attributes or {}))
-        return span_id
-
-    async def span_close(
-        self,
-        span_id,
-        *,
-        status,
-        input_tokens=0,
-        output_tokens=0,
-        cost_usd=Decimal(0),
-        attributes=None,
-        error=None,
-    ) -> None:
-        span = self.spans[span_id]
-        span.status, span.error, span.input_tokens, span.cost_usd = status, error, input_tokens, cost_usd
-        span.attributes = {**span.attributes, **(attributes or {})}
-
-    async def emit(self, type, *, agent_id=None, data) -> None:
-        self.events.append((type, dict(data)))
-
-    def steps(self) -> list[dict[str, Any]]:
-        """The data of the `pattern.step` events, without the pattern id."""
-        steps = [data for type, data in self.events if type == "pattern.step"]
-        return [{k: v for k, v in data.items() if k != "pattern"} for data in steps]
-
-
 class Orchestra:
     """Runs a pattern over scripted agents and keeps the fakes for assertions."""
 
     def __init__(self) -> None:
-        self.recorder = RecordingRecorder()
+        self.recorder = MemoryRecorder()
         self.agents = ScriptedAgents({})
 
     async def run(
@@ -190,8 +141,8 @@ class Orchestra:
         pairs = []
         for call in self.agents.calls:
             span = self.recorder.spans[call.parent_span_id]
-            assert (span.kind, span.parent_id) == ("pattern", RUN_SPAN)
-            pairs.append((call.agent_id, span.name))
+            assert (span["kind"], span["parent_id"]) == ("pattern", RUN_SPAN)
+            pairs.append((call.agent_id, span["name"]))
         return pairs
 
     def calls_of(self, agent_id: str) -> list[Call]:

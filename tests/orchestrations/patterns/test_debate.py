@@ -49,4 +49,4 @@ async def test_each_debate_round_is_its_own_step_span(orchestra):
     steps = orchestra.call_steps()
     assert [name for _, name in steps] == ["debate.round"] * 6 + ["debate.judge"]
     round_spans = [orchestra.recorder.spans[call.parent_span_id] for call in orchestra.agents.calls[:6]]
-    assert [span.attributes["round"] for span in round_spans] == [1, 1, 2, 2, 3, 3]
+    assert [span["attributes"]["round"] for span in round_spans] == [1, 1, 2, 2, 3, 3]

@@ -15,7 +15,7 @@ TRIO = [agent("a"), agent("b"), agent("c")]
 
 
 def statuses(orchestra, name):
-    return [span.status for span in orchestra.recorder.spans.values() if span.name == name]
+    return [span["status"] for span in orchestra.recorder.spans.values() if span["name"] == name]
 
 
 async def test_fail_policy_raises_the_first_failure_and_cancels_the_calls_in_flight(orchestra):
@@ -133,5 +133,5 @@ async def test_run_pattern_rejects_an_invalid_config_before_running_any_agent(or
 async def test_step_spans_carry_the_tokens_and_cost_of_their_agents(orchestra):
     await orchestra.run("parallel", TRIO)
 
-    (span,) = [s for s in orchestra.recorder.spans.values() if s.name == "parallel.fan_out"]
-    assert (span.status, span.input_tokens, span.cost_usd) == ("completed", 30, Decimal("0.03"))
+    (span,) = [s for s in orchestra.recorder.spans.values() if s["name"] == "parallel.fan_out"]
+    assert (span["status"], span["input_tokens"], span["cost_usd"]) == ("completed", 30, Decimal("0.03"))

@@ -114,10 +114,10 @@ async def test_supervisor_that_assigns_nothing_fails_the_run_with_its_answer_on_
     assert (failure.value.code, failure.value.status) == ("invalid_plan", 422)
     assert "Researcher, Writer" in failure.value.message
     assert orchestra.agents.ids() == ["lead"]
-    (plan_span,) = [span for span in orchestra.recorder.spans.values() if span.kind == "pattern"]
-    assert (plan_span.name, plan_span.status) == ("supervisor_worker.plan", "failed")
-    assert plan_span.attributes == {"mode": "semantic", "plan": answer}
-    assert plan_span.error == failure.value.message
+    (plan_span,) = orchestra.recorder.of_kind("pattern")
+    assert (plan_span["name"], plan_span["status"]) == ("supervisor_worker.plan", "failed")
+    assert plan_span["attributes"] == {"mode": "semantic", "plan": answer}
+    assert plan_span["error"] == failure.value.message
 
 
 def plan_schema(orchestra) -> dict:
