@@ -7,14 +7,15 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
 from agents.breakers import CacheCircuitBreaker
 from agents.models import Agent
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.runner import run_agent
 from agents.runtime.types import AgentConfig, AgentSpec
-from observability.limits import run_admit
 from observability.models import Run
-from observability.services import RunOutcome, run_execute, run_new
+from observability.services import Finished, RunDraft, RunOutcome, run_start
 from providers.aio import run_sync
 from providers.gateway import StudioGateway
 
@@ -50,22 +51,8 @@ def agent_inputs_check(agent: Agent, inputs: Any) -> dict[str, Any]:
     return validate_inputs(AgentConfig.from_dict(agent.config).signature.inputs, inputs)
 
 
-def agent_run_new(
-    *, agent: Agent, user, inputs: Mapping[str, Any], kind=Run.Kind.AGENT_TEST, **refs
-) -> Run:
-    """A run of the agent, stored when it starts (see `run_new`)."""
-    return run_new(
-        organization_id=agent.organization_id,
-        user_id=getattr(user, "pk", None),
-        kind=kind,
-        input=inputs,
-        agent_id=agent.pk,
-        **refs,
-    )
-
-
 def agent_work(spec: AgentSpec, inputs: Mapping[str, Any], *, stream: bool = False):
-    """The work of a run that executes one agent (for `run_execute` / `launch_run`)."""
+    """The work of a run that executes one agent (see `agent_run_start`)."""
 
     async def work(recorder, root_span_id) -> RunOutcome:
         result = await run_agent(
@@ -88,14 +75,50 @@ def agent_work(spec: AgentSpec, inputs: Mapping[str, Any], *, stream: bool = Fal
     return work
 
 
+async def agent_run_start(
+    draft: RunDraft,
+    spec: AgentSpec,
+    *,
+    name: str | None = None,
+    stream: bool = False,
+    background: bool = False,
+    on_finished: Finished | None = None,
+) -> tuple[Run, RunOutcome | None]:
+    """Starts a run of one agent on the draft's (checked) inputs, through `run_start`: studio test
+    runs and deployment calls alike. `name` names the root span (default: the agent's name)."""
+    work = agent_work(spec, draft.input, stream=stream)
+    return await run_start(
+        draft, work, name=name or spec.name, background=background, on_finished=on_finished
+    )
+
+
+def agent_test_draft(*, user, agent: Agent, inputs: Any) -> tuple[RunDraft, AgentSpec]:
+    """The `agent_test` run of a saved agent and its spec; its inputs are checked first
+    (AgentError("invalid_input", 400) before any run exists)."""
+    inputs = agent_inputs_check(agent, inputs)
+    draft = RunDraft(
+        organization_id=agent.organization_id,
+        user_id=getattr(user, "pk", None),
+        kind=Run.Kind.AGENT_TEST,
+        input=inputs,
+        agent_id=agent.pk,
+    )
+    return draft, agent_spec(agent)
+
+
+async def agent_test_start(
+    *, user, agent: Agent, inputs: Any, stream: bool = False, background: bool = False
+) -> tuple[Run, RunOutcome | None]:
+    """A test run of a saved agent (REST test, WebSocket stream): see `agent_run_start`."""
+    draft, spec = await sync_to_async(agent_test_draft)(user=user, agent=agent, inputs=inputs)
+    return await agent_run_start(draft, spec, stream=stream, background=background)
+
+
 def agent_test_run(*, user, agent: Agent, inputs: Any) -> dict[str, Any]:
     """`POST /api/agents/{id}/test`: runs the agent once as a recorded `agent_test` run and returns
     its output, usage and ids. Invalid inputs fail before a run exists; a failed run raises
     RunFailed (with the run id), e.g. 402 budget_exceeded."""
-    inputs = agent_inputs_check(agent, inputs)
-    spec = agent_spec(agent)
-    run = run_admit(agent_run_new(agent=agent, user=user, inputs=inputs))
-    run, _ = run_sync(run_execute, run, agent_work(spec, inputs), name=agent.name)
+    run, _ = run_sync(agent_test_start, user=user, agent=agent, inputs=inputs)
     return run_summary(run)
 
 

@@ -8,7 +8,7 @@ test runs through a fake provider run concurrently.
    agent whose scripted answer streams as `--words` `llm.delta` events at zero latency, executed on
    `/api/agents/{id}/stream`; every event is stored, published to the channel layer and sent.
 3. `--concurrent` test runs at once against the fake OpenAI-compatible server (in a process of its
-   own) answering after `--latency-ms`: in this process (`run_execute`), and as
+   own) answering after `--latency-ms`: in this process (`agent_run_start`), and as
    `POST /api/agents/{id}/test` requests to the daphne server.
 
     .venv/bin/python benchmarks/agent_runtime.py [--database-url postgres://postgres@127.0.0.1:5432/bench_agents]
@@ -72,20 +72,19 @@ def saved_agent(organization, yaml_text: str, name="Support"):
 
 
 async def one_run(agent, spec, user_id) -> None:
-    from asgiref.sync import sync_to_async
 
-    from agents.execution import agent_work
-    from observability.services import run_create, run_execute
+    from agents.execution import agent_run_start
+    from observability.services import RunDraft
 
     inputs = {"inquiry": "Where is my refund for order 42?"}
-    run = await sync_to_async(run_create)(
+    draft = RunDraft(
         organization_id=agent.organization_id,
         user_id=user_id,
         kind="agent_test",
         input=inputs,
         agent_id=agent.pk,
     )
-    await run_execute(run, agent_work(spec, inputs), name=agent.name)
+    await agent_run_start(draft, spec)
 
 
 async def per_run_overhead(runs: int) -> None:

@@ -88,12 +88,12 @@ async def queries_of(call: Callable[[], Awaitable[object]]) -> int:
 
 def tenant():
     """An organization, a member, and a run to record calls on."""
-    from observability.services import run_create
     from tests.accounts.factories import make_organization, make_user
+    from tests.observability.factories import queued_run
 
     organization = make_organization(name="Bench")
     user = make_user(organization, role="member")
-    run = run_create(organization_id=organization.pk, user_id=user.pk, kind="agent_test", input={})
+    run = queued_run(organization_id=organization.pk, user_id=user.pk, kind="agent_test", input={})
     return organization, run
 
 

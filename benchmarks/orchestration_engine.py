@@ -1,10 +1,11 @@
 """What the orchestration engine costs per agent step, whether independent agents overlap, and how
 fast an orchestration's events reach a WebSocket client.
 
-1. Engine overhead (in this process): recorded orchestration runs (`run_execute`) of `sequential`
-   and `parallel` patterns of 2, 5 and 10 agents on the `mock` provider at zero latency, next to a
-   single recorded agent run (the agent runtime alone). Per run and per agent step, median and p99;
-   what the engine adds per step is the per-step time minus the single agent run.
+1. Engine overhead (in this process): recorded orchestration runs (`orchestration_run_start`) of
+   `sequential` and `parallel` patterns of 2, 5 and 10 agents on the `mock` provider at zero
+   latency, next to a single recorded agent run (the agent runtime alone). Per run and per agent
+   step, median and p99; what the engine adds per step is the per-step time minus the single agent
+   run.
 2. Concurrency: a `parallel` pattern of 10 agents whose mock calls take `--latency-ms` (wall time
    should be close to one call's latency, not ten).
 3. Events per second to a WebSocket client (a daphne server on its own fresh database): a parallel
@@ -61,18 +62,13 @@ def team(organization, size: int, *, latency_ms: int = 0) -> list:
 async def orchestration_run(orchestration_obj, user_id) -> None:
     from asgiref.sync import sync_to_async
 
-    from observability.services import run_execute
-    from orchestrations.execution import orchestration_run_new, orchestration_specs, orchestration_work
+    from orchestrations.execution import orchestration_draft, orchestration_run_start
 
     inputs = {"inquiry": "Where is my refund for order 42?"}
-
-    def prepare():
-        specs = orchestration_specs(orchestration_obj)
-        run = orchestration_run_new(orchestration=orchestration_obj, user=None, inputs=inputs)
-        return run, orchestration_work(orchestration_obj.pattern, specs, orchestration_obj.config, inputs)
-
-    run, work = await sync_to_async(prepare)()
-    await run_execute(run, work, name=orchestration_obj.name)
+    draft, spec = await sync_to_async(orchestration_draft)(
+        user=None, orchestration=orchestration_obj, inputs=inputs
+    )
+    await orchestration_run_start(draft, spec)
 
 
 async def timed_runs(call, count: int) -> list[float]:
@@ -95,12 +91,12 @@ async def agent_step(organization, user_id, runs: int) -> float:
     from agents.execution import agent_spec
     from agents.runtime.runner import bind_run_agent
     from observability.recorder import RunRecorder
-    from observability.services import run_create
     from providers.gateway import StudioGateway
+    from tests.observability.factories import queued_run
 
     agent = (await sync_to_async(team)(organization, 1))[0]
     spec = await sync_to_async(agent_spec)(agent)
-    run = await sync_to_async(run_create)(
+    run = await sync_to_async(queued_run)(
         organization_id=organization.pk, user_id=user_id, kind="orchestration", input={}
     )
     recorder = RunRecorder(run)

@@ -1,9 +1,10 @@
 """Serving a call to a deployment, whatever the channel (HTTP, MCP, CLI): admit the caller (name,
 status, channel, key), count the call against the deployment's rate limit, check the inputs against
-the pinned signature, and run the pinned config as a `deployment` run in the ledger.
+the pinned signature, and start the pinned config as a `deployment` run in the ledger.
 
-The admission and the start of a call are plain synchronous functions (one trip to a worker thread
-from the async channels); the run itself is awaited on the event loop."""
+The admission and the check of a call are plain synchronous functions (one trip to a worker thread
+from the async channels); the run is started (admitted under the organization's cap of runs in
+progress) and awaited or launched on the event loop."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from django.utils import timezone
 from agents.runtime.types import AgentError
 from deployments.keys import key_matches, key_prefix, looks_like_key
 from deployments.models import Deployment, DeploymentKey
-from deployments.pinning import pinned_inputs_check, pinned_work
+from deployments.pinning import pinned_of
 from observability import metrics
-from observability.limits import RunLimitReached, run_admit
+from observability.limits import RunLimitReached
 from observability.models import Run
-from observability.services import RunFailed, run_execute, run_new
+from observability.services import Finished, RunDraft, RunFailed
 from studio.api.ratelimit import window_hit
+from studio.errors import CodedError
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ RATE_WINDOW_S = 60
 KEY_TOUCH_EVERY = timedelta(seconds=60)
 
 
-class DeploymentRefused(Exception):
+class DeploymentRefused(CodedError):
     """A call refused before any run exists; `code`, `status` and `message` map to the error envelope."""
 
     def __init__(
@@ -43,12 +45,7 @@ class DeploymentRefused(Exception):
         fields: Mapping[str, Any] | None = None,
         retry_after: int | None = None,
     ):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.fields = dict(fields or {})
-        self.retry_after = retry_after
+        super().__init__(message, code=code, status=status, fields=fields, retry_after=retry_after)
 
 
 def _not_found(name: str) -> DeploymentRefused:
@@ -113,15 +110,14 @@ def deployment_rate_hit(deployment: Deployment) -> None:
         )
 
 
-def deployment_call_begin(*, deployment: Deployment, inputs: Any) -> Run:
-    """Counts the call, checks its inputs (400 before any run exists) and stores its run if the
-    organization is under its cap of runs in progress (429 otherwise)."""
+def deployment_call_begin(*, deployment: Deployment, inputs: Any) -> RunDraft:
+    """Counts the call and checks its inputs (400 before any run exists): the draft of its run."""
     deployment_rate_hit(deployment)
     try:
-        inputs = pinned_inputs_check(deployment.pinned, inputs)
+        inputs = pinned_of(deployment).inputs_check(inputs)
     except AgentError as error:
         raise DeploymentRefused(error.status, error.code, error.message, fields=error.fields) from None
-    run = run_new(
+    return RunDraft(
         organization_id=deployment.organization_id,
         user_id=None,  # a caller with a key is no user of the studio
         kind=Run.Kind.DEPLOYMENT,
@@ -130,16 +126,6 @@ def deployment_call_begin(*, deployment: Deployment, inputs: Any) -> Run:
         orchestration_id=deployment.orchestration_id or "",
         deployment_id=deployment.pk,
     )
-    try:
-        return run_admit(run)
-    except RunLimitReached as refused:
-        raise DeploymentRefused(
-            refused.status,
-            refused.code,
-            refused.message,
-            fields=refused.fields,
-            retry_after=refused.retry_after,
-        ) from None
 
 
 def deployment_admit_and_begin(*, name: str, key: str | None, channel: str, inputs: Any):
@@ -148,16 +134,31 @@ def deployment_admit_and_begin(*, name: str, key: str | None, channel: str, inpu
     return deployment, deployment_call_begin(deployment=deployment, inputs=inputs)
 
 
-def deployment_work(deployment: Deployment, run: Run, *, stream: bool = False):
-    return pinned_work(deployment.pinned, run.input, stream=stream)
-
-
-async def deployment_run(deployment: Deployment, run: Run, *, stream: bool = False) -> dict[str, Any]:
-    """Executes a started call and returns its result; raises RunFailed (402 budget, 502/504
-    provider failures, ...) after recording the failed run. `stream` asks the provider for
-    `llm.delta` events (for callers that follow the run's events)."""
-    run, _ = await run_execute(run, deployment_work(deployment, run, stream=stream), name=deployment.name)
-    return call_result(run)
+async def deployment_call_start(
+    deployment: Deployment,
+    draft: RunDraft,
+    *,
+    stream: bool = False,
+    background: bool = False,
+    on_finished: Finished | None = None,
+) -> Run:
+    """Starts the call's run (see `run_start`): 429 DeploymentRefused when the organization has its
+    cap of runs in progress. Awaited: the finished run, or RunFailed (402 budget, 502/504 provider
+    failures, ...) after recording it failed. With `background`: the stored run, at once. `stream`
+    asks the provider for `llm.delta` events (for callers that follow the run's events)."""
+    try:
+        run, _ = await pinned_of(deployment).run_start(
+            draft, name=deployment.name, stream=stream, background=background, on_finished=on_finished
+        )
+    except RunLimitReached as refused:
+        raise DeploymentRefused(
+            refused.status,
+            refused.code,
+            refused.message,
+            fields=refused.fields,
+            retry_after=refused.retry_after,
+        ) from None
+    return run
 
 
 def call_result(run: Run) -> dict[str, Any]:
@@ -184,17 +185,16 @@ _OUTCOMES = {
 }
 
 
-def call_outcome(error: BaseException | None) -> str:
+def call_outcome(error: CodedError | None) -> str:
     """The metrics outcome of a call that ended with `error` (None: completed)."""
     if error is None:
         return "completed"
     if isinstance(error, RunFailed):
         return "failed"
-    status = getattr(error, "status", 500)
-    if status == 503 and getattr(error, "code", "") == "rate_limiter_unavailable":
+    if error.code == "rate_limiter_unavailable":
         return "unavailable"
-    return _OUTCOMES.get(status, "failed")
+    return _OUTCOMES.get(error.status, "failed")
 
 
-def call_finished(channel: str, error: BaseException | None = None) -> None:
+def call_finished(channel: str, error: CodedError | None = None) -> None:
     metrics.deployment_request(outcome=call_outcome(error), channel=channel_of(channel))

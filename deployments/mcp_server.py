@@ -15,6 +15,7 @@ Mounted in front of Django by `studio/asgi.py`: `with_mcp(django_http_app)`."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from typing import Any
@@ -33,20 +34,17 @@ from starlette.responses import JSONResponse
 from deployments.calls import (
     DeploymentRefused,
     call_finished,
+    call_result,
     deployment_admit,
     deployment_call_begin,
-    deployment_run,
+    deployment_call_start,
 )
 from deployments.models import Deployment
-from deployments.pinning import (
-    pinned_description,
-    pinned_input_schema,
-    pinned_output_schema,
-    pinned_title,
-)
-from deployments.serving import presented_key
+from deployments.pinning import pinned_of
+from deployments.serving import DEPLOYMENT_CHALLENGE, presented_key
 from observability.services import RunFailed
-from studio.api.errors import error_body
+from studio.api.errors import error_envelope
+from studio.errors import CodedError
 
 PATH_PREFIX = "/mcp/"
 CHANNEL = "mcp"
@@ -102,11 +100,8 @@ async def _serve(name: str, scope, receive, send) -> None:
 
 
 async def _error(refused: DeploymentRefused, scope, receive, send) -> None:
-    headers = {"WWW-Authenticate": 'Bearer realm="deployment"'} if refused.status == 401 else {}
-    response = JSONResponse(
-        error_body(refused.code, refused.message, refused.fields), status_code=refused.status, headers=headers
-    )
-    await response(scope, receive, send)
+    status, body, headers = error_envelope(refused, challenge=DEPLOYMENT_CHALLENGE)
+    await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
 
 
 def _transport_security() -> TransportSecuritySettings:
@@ -123,14 +118,13 @@ def _transport_security() -> TransportSecuritySettings:
 
 
 def deployment_tool(deployment: Deployment) -> types.Tool:
-    pinned = deployment.pinned
-    title = pinned_title(pinned)
+    pinned = pinned_of(deployment)
     return types.Tool(
         name=deployment.name,
-        title=title,
-        description=pinned_description(pinned) or f"Runs the {deployment.target_kind} {title!r}.",
-        inputSchema=pinned_input_schema(pinned),
-        outputSchema=pinned_output_schema(pinned),
+        title=pinned.title,
+        description=pinned.description or f"Runs the {deployment.target_kind} {pinned.title!r}.",
+        inputSchema=pinned.input_schema,
+        outputSchema=pinned.output_schema,
     )
 
 
@@ -152,7 +146,8 @@ def deployment_mcp_server(deployment: Deployment) -> Server:
     @server.call_tool(validate_input=False)
     async def call_tool(tool_name: str, arguments: dict[str, Any]) -> types.CallToolResult:
         if tool_name != tool.name:
-            return _tool_error("unknown_tool", f"This server has one tool, {tool.name!r}.")
+            unknown = DeploymentRefused(404, "unknown_tool", f"This server has one tool, {tool.name!r}.")
+            return _tool_error(unknown)
         return await _call(deployment, arguments, server.request_context)
 
     return server
@@ -160,20 +155,22 @@ def deployment_mcp_server(deployment: Deployment) -> Server:
 
 async def _call(deployment: Deployment, arguments: dict[str, Any], context) -> types.CallToolResult:
     try:
-        run = await sync_to_async(deployment_call_begin)(deployment=deployment, inputs=arguments)
+        draft = await sync_to_async(deployment_call_begin)(deployment=deployment, inputs=arguments)
+        progress = _report_progress(context)
+        try:
+            # The call is counted when its run ends (`on_finished`).
+            run = await deployment_call_start(
+                deployment, draft, on_finished=functools.partial(call_finished, CHANNEL)
+            )
+        finally:
+            if progress is not None:
+                progress.cancel()
     except DeploymentRefused as refused:
         call_finished(CHANNEL, refused)
-        return _tool_error(refused.code, refused.message, refused.fields, retry_after=refused.retry_after)
-    progress = _report_progress(context)
-    try:
-        result = await deployment_run(deployment, run)
+        return _tool_error(refused)
     except RunFailed as failed:
-        call_finished(CHANNEL, failed)
-        return _tool_error(failed.code, failed.message, failed.fields)
-    finally:
-        if progress is not None:
-            progress.cancel()
-    call_finished(CHANNEL)
+        return _tool_error(failed)
+    result = call_result(run)
     outputs = result["outputs"]
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=json.dumps(outputs, indent=2, ensure_ascii=False))],
@@ -182,12 +179,11 @@ async def _call(deployment: Deployment, arguments: dict[str, Any], context) -> t
     )
 
 
-def _tool_error(
-    code: str, message: str, fields: dict | None = None, *, retry_after: int | None = None
-) -> types.CallToolResult:
-    body = error_body(code, message, fields)
-    if retry_after:
-        body["error"]["retry_after"] = retry_after
+def _tool_error(error: CodedError) -> types.CallToolResult:
+    """The envelope as a tool result (`isError`); with no headers in MCP, Retry-After goes in the body."""
+    _, body, headers = error_envelope(error)
+    if "Retry-After" in headers:
+        body["error"]["retry_after"] = int(headers["Retry-After"])
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=json.dumps(body, ensure_ascii=False))], isError=True
     )

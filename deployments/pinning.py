@@ -1,22 +1,31 @@
 """The config a deployment serves, pinned as JSON when it is deployed or redeployed, and everything a
 call needs from it: the runtime's AgentSpecs, the input and output JSON Schemas, the input check and
-the work of a run. Calls never read the live agent or orchestration."""
+the start of a run, typed once per deployment (`pinned_of`). Calls never read the live agent or
+orchestration."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from agents.execution import agent_spec, agent_work
+from agents.execution import agent_run_start, agent_spec
 from agents.models import Agent
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.schema import signature_json_schema
 from agents.runtime.types import AgentSpec
-from orchestrations.execution import orchestration_inputs_check, orchestration_specs, orchestration_work
+from deployments.models import Deployment
+from observability.models import Run
+from observability.services import Finished, RunDraft, RunOutcome
+from orchestrations.execution import (
+    OrchestrationSpec,
+    orchestration_inputs_check,
+    orchestration_run_start,
+    orchestration_specs,
+)
 from orchestrations.models import Orchestration
-from orchestrations.patterns import pattern_input_fields
 
 AGENT = "agent"
 ORCHESTRATION = "orchestration"
@@ -67,55 +76,122 @@ def pin_orchestration(orchestration: Orchestration) -> tuple[dict[str, Any], str
 # --- reading a snapshot --------------------------------------------------------------------------
 
 
-def pinned_title(pinned: Mapping[str, Any]) -> str:
-    return pinned["agent"]["name"] if pinned["kind"] == AGENT else pinned["name"]
+@dataclass(frozen=True)
+class PinnedAgent:
+    """The snapshot of a deployed agent."""
+
+    agent: AgentSpec
+
+    @property
+    def title(self) -> str:
+        return self.agent.name
+
+    @property
+    def description(self) -> str:
+        return self.agent.description or ""
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """JSON Schema of a call's inputs: the agent's input fields."""
+        return signature_json_schema(self.agent.settings.signature.inputs)
+
+    @property
+    def output_schema(self) -> dict[str, Any]:
+        """JSON Schema of a call's outputs: the agent's output fields."""
+        return signature_json_schema(self.agent.settings.signature.outputs)
+
+    def inputs_check(self, inputs: Any) -> dict[str, Any]:
+        """The inputs conformed to the input schema; AgentError("invalid_input", 400) naming each problem."""
+        return validate_inputs(self.agent.settings.signature.inputs, inputs)
+
+    async def run_start(
+        self,
+        draft: RunDraft,
+        *,
+        name: str,
+        stream: bool = False,
+        background: bool = False,
+        on_finished: Finished | None = None,
+    ) -> tuple[Run, RunOutcome | None]:
+        """Starts a run of the pinned agent (see `agent_run_start`)."""
+        return await agent_run_start(
+            draft, self.agent, name=name, stream=stream, background=background, on_finished=on_finished
+        )
 
 
-def pinned_description(pinned: Mapping[str, Any]) -> str:
-    return (pinned["agent"] if pinned["kind"] == AGENT else pinned).get("description") or ""
+@dataclass(frozen=True)
+class PinnedOrchestration:
+    """The snapshot of a deployed orchestration and its agents."""
+
+    orchestration: OrchestrationSpec
+
+    @property
+    def title(self) -> str:
+        return self.orchestration.name
+
+    @property
+    def description(self) -> str:
+        return self.orchestration.description or ""
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """JSON Schema of a call's inputs: the orchestration's input fields (its first agent's, as
+        its pattern says). Any other field passes on to its agents (mappings such as
+        `input.audience`)."""
+        return {**signature_json_schema(self.orchestration.input_fields), "additionalProperties": True}
+
+    @property
+    def output_schema(self) -> dict[str, Any]:
+        """An orchestration's output is an object whose shape depends on its pattern."""
+        return {"type": "object", "description": f"The output of the {self.orchestration.pattern} pattern."}
+
+    def inputs_check(self, inputs: Any) -> dict[str, Any]:
+        """The inputs conformed to the input schema; AgentError("invalid_input", 400) naming each problem."""
+        return orchestration_inputs_check(self.orchestration, inputs)
+
+    async def run_start(
+        self,
+        draft: RunDraft,
+        *,
+        name: str,
+        stream: bool = False,
+        background: bool = False,
+        on_finished: Finished | None = None,
+    ) -> tuple[Run, RunOutcome | None]:
+        """Starts a run of the pinned orchestration (see `orchestration_run_start`)."""
+        return await orchestration_run_start(
+            draft,
+            self.orchestration,
+            name=name,
+            stream=stream,
+            background=background,
+            on_finished=on_finished,
+        )
 
 
-def _input_fields(pinned: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
-    """The agent's input fields, or the orchestration's (its first agent's, as its pattern says)."""
+Pinned = PinnedAgent | PinnedOrchestration
+
+
+def pinned_load(pinned: Mapping[str, Any]) -> Pinned:
+    """The typed snapshot of a `Deployment.pinned` JSON (as `pin_agent` / `pin_orchestration` made it)."""
     if pinned["kind"] == AGENT:
-        return pinned["agent"]["config"]["signature"]["inputs"]
-    return pattern_input_fields(pinned["pattern"], _orchestration_specs(pinned), pinned["config"])
-
-
-def pinned_input_schema(pinned: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON Schema of a call's inputs: the agent's or orchestration's input fields. An orchestration
-    passes any other field on to its agents (mappings such as `input.audience`)."""
-    schema = signature_json_schema(_input_fields(pinned))
-    if pinned["kind"] == ORCHESTRATION:
-        schema["additionalProperties"] = True
-    return schema
-
-
-def pinned_output_schema(pinned: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON Schema of a call's outputs: the agent's output fields; an orchestration's output is an
-    object whose shape depends on its pattern."""
-    if pinned["kind"] == AGENT:
-        return signature_json_schema(pinned["agent"]["config"]["signature"]["outputs"])
-    return {"type": "object", "description": f"The output of the {pinned['pattern']} pattern."}
-
-
-def pinned_inputs_check(pinned: Mapping[str, Any], inputs: Any) -> dict[str, Any]:
-    """The inputs conformed to the input schema; AgentError("invalid_input", 400) naming each problem."""
-    if pinned["kind"] == AGENT:
-        return validate_inputs(_input_fields(pinned), inputs)
-    return orchestration_inputs_check(
-        pinned["pattern"], _orchestration_specs(pinned), pinned["config"], inputs
+        return PinnedAgent(spec_from_snapshot(pinned["agent"]))
+    return PinnedOrchestration(
+        OrchestrationSpec(
+            name=pinned["name"],
+            description=pinned.get("description") or "",
+            pattern=pinned["pattern"],
+            config=pinned["config"],
+            agents=tuple(spec_from_snapshot(spec) for spec in pinned["agents"]),
+        )
     )
 
 
-def pinned_work(pinned: Mapping[str, Any], inputs: Mapping[str, Any], *, stream: bool = False):
-    """The work of a run executing the pinned agent or orchestration (for `run_execute`)."""
-    if pinned["kind"] == AGENT:
-        return agent_work(spec_from_snapshot(pinned["agent"]), inputs, stream=stream)
-    return orchestration_work(
-        pinned["pattern"], _orchestration_specs(pinned), pinned["config"], inputs, stream=stream
-    )
-
-
-def _orchestration_specs(pinned: Mapping[str, Any]) -> tuple[AgentSpec, ...]:
-    return tuple(spec_from_snapshot(spec) for spec in pinned["agents"])
+def pinned_of(deployment: Deployment) -> Pinned:
+    """The deployment's typed snapshot, loaded once per instance (again if `pinned` is replaced,
+    as a redeploy does)."""
+    loaded = deployment.__dict__.get("_pinned_loaded")
+    if loaded is None or loaded[0] is not deployment.pinned:
+        loaded = (deployment.pinned, pinned_load(deployment.pinned))
+        deployment.__dict__["_pinned_loaded"] = loaded
+    return loaded[1]

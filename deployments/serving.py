@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -34,23 +35,18 @@ from deployments.calls import (
     call_result,
     deployment_admit,
     deployment_admit_and_begin,
-    deployment_run,
+    deployment_call_start,
 )
 from deployments.keys import key_prefix
 from deployments.models import Deployment
-from deployments.pinning import (
-    pinned_description,
-    pinned_input_schema,
-    pinned_output_schema,
-    pinned_title,
-)
+from deployments.pinning import pinned_of
 from deployments.selectors import deployment_api_url, deployment_mcp_url
 from observability.events import FINAL_EVENTS, run_group
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
 from observability.services import RunFailed
-from studio.api.errors import error_body
-from studio.background import spawn
+from studio.api.errors import error_body, error_envelope
+from studio.errors import CodedError
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +55,12 @@ EVENT_POLL_S = 0.2
 KEEPALIVE_S = 15.0
 EVENTS_PER_POLL = 500
 STREAMS_FULL_RETRY_S = 5
+DEPLOYMENT_CHALLENGE = 'Bearer realm="deployment"'  # a 401's WWW-Authenticate, on HTTP and MCP
 
 # Event streams open per deployment key in this server process (each holds a task and a channel of
 # the layer; counted here, no crash can leak a slot).
 _open_streams: Counter[str] = Counter()
+
 
 def presented_key(headers) -> str | None:
     """The deployment key of a request: `Authorization: Bearer <key>`, else `X-API-Key`."""
@@ -73,17 +71,10 @@ def presented_key(headers) -> str | None:
     return headers.get("X-API-Key", "").strip() or None
 
 
-def error_response(error: Exception) -> JsonResponse:
+def error_response(error: CodedError) -> JsonResponse:
     """The error envelope of a refused call or a failed run, with Retry-After / WWW-Authenticate."""
-    response = JsonResponse(
-        error_body(error.code, error.message, getattr(error, "fields", None)), status=error.status
-    )
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after:
-        response["Retry-After"] = str(retry_after)
-    if error.status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="deployment"'
-    return response
+    status, body, headers = error_envelope(error, challenge=DEPLOYMENT_CHALLENGE)
+    return JsonResponse(body, status=status, headers=headers)
 
 
 def _bad_request(code: str, message: str) -> DeploymentRefused:
@@ -132,16 +123,16 @@ async def workflow_describe(request, name: str):
         deployment = await _admit(request, name)
     except DeploymentRefused as refused:
         return error_response(refused)
-    pinned = deployment.pinned
+    pinned = pinned_of(deployment)
     return JsonResponse(
         {
             "name": deployment.name,
-            "title": pinned_title(pinned),
-            "description": pinned_description(pinned),
+            "title": pinned.title,
+            "description": pinned.description,
             "kind": deployment.target_kind,
             "version": deployment.pinned_version,
-            "input_schema": pinned_input_schema(pinned),
-            "output_schema": pinned_output_schema(pinned),
+            "input_schema": pinned.input_schema,
+            "output_schema": pinned.output_schema,
             "api_url": deployment_api_url(deployment),
             "mcp_url": deployment_mcp_url(deployment),
             "rate_limit_per_minute": deployment.rate_limit_per_minute,
@@ -157,16 +148,27 @@ async def workflow_execute(request, name: str):
     if request.method != "POST":
         return _method_not_allowed("POST")
     channel = _channel(request)
+    background = request.GET.get("async") in ("1", "true")
     try:
         inputs = _call_inputs(request)
-        deployment, run = await sync_to_async(deployment_admit_and_begin)(
+        deployment, draft = await sync_to_async(deployment_admit_and_begin)(
             name=name, key=presented_key(request.headers), channel=channel, inputs=inputs
+        )
+        # In the background the run is recorded to the end even when nobody follows it; either way
+        # the call is counted when the run ends.
+        run = await deployment_call_start(
+            deployment,
+            draft,
+            stream=background,
+            background=background,
+            on_finished=functools.partial(call_finished, channel),
         )
     except DeploymentRefused as refused:
         call_finished(channel, refused)
         return error_response(refused)
-    if request.GET.get("async") in ("1", "true"):
-        _launch(deployment, run, channel)
+    except RunFailed as failed:
+        return error_response(failed)
+    if background:
         runs_url = f"/workflows/{deployment.name}/runs/{run.pk}"
         return JsonResponse(
             {
@@ -178,27 +180,7 @@ async def workflow_execute(request, name: str):
             },
             status=202,
         )
-    try:
-        result = await deployment_run(deployment, run)
-    except RunFailed as failed:
-        call_finished(channel, failed)
-        return error_response(failed)
-    call_finished(channel)
-    return JsonResponse(result)
-
-
-def _launch(deployment: Deployment, run: Run, channel: str) -> None:
-    """Runs a call in the background; it is recorded to the end even when nobody follows it."""
-
-    async def call() -> None:
-        try:
-            await deployment_run(deployment, run, stream=True)
-        except RunFailed as failed:
-            call_finished(channel, failed)
-        else:
-            call_finished(channel)
-
-    spawn(call, name=f"deployment call {run.pk}")
+    return JsonResponse(call_result(run))
 
 
 async def _deployment_run_of(request, name: str, run_id: str) -> tuple[Deployment, Run]:

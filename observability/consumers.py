@@ -16,6 +16,7 @@ from observability.events import FINAL_EVENTS, run_group
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
 from observability.services import run_cancel
+from studio.errors import CodedError, internal_error
 from studio.websocket import StudioConsumer
 
 logger = logging.getLogger(__name__)
@@ -135,17 +136,15 @@ class ExecutionConsumer(RunFollowingConsumer):
             await self.send_error("run_in_progress", "Wait for the current run to finish or cancel it.")
             return
         try:
-            self.current_run = await self.start_run(inputs)
-        except Exception as exc:
-            code, message = getattr(exc, "code", None), getattr(exc, "message", None)
-            if not (isinstance(code, str) and message):
-                raise
-            await self.send_json(
-                {
-                    "type": "error",
-                    "error": {"code": code, "message": message, "fields": getattr(exc, "fields", {})},
-                }
-            )
+            run = await self.start_run(inputs)
+        except CodedError as refused:  # e.g. invalid_input, too_many_active_runs
+            await self.send_failure(refused)
+        except Exception as exc:  # a fault: the client learns only an error id, the log the rest
+            await self.send_failure(internal_error(exc, what="Starting the run"))
+        else:
+            # The run may have begun before it is followed: what it emitted meanwhile is replayed.
+            self.current_run = run
+            await self.follow(run.pk)
 
     async def _cancel(self) -> None:
         if self.current_run is None:
@@ -154,7 +153,7 @@ class ExecutionConsumer(RunFollowingConsumer):
         await sync_to_async(run_cancel)(self.current_run)
 
     async def start_run(self, inputs: Any) -> Run:
-        """Validate, create the run, `follow` it (replay=False) and launch it."""
+        """Validates the inputs and starts the run in the background (`run_start`); returns it."""
         raise NotImplementedError
 
     async def on_run_finished(self, event: dict[str, Any]) -> None:

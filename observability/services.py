@@ -9,7 +9,6 @@ import functools
 import itertools
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,11 +21,13 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from observability import metrics
+from observability.limits import run_admit
 from observability.loops import loop_local
 from observability.models import Run
 from observability.recorder import RunRecorder, jsonable
-from observability.rows import row_insert, row_update
+from observability.rows import row_update
 from studio.background import spawn
+from studio.errors import CodedError, internal_error
 
 logger = logging.getLogger(__name__)
 
@@ -53,58 +54,72 @@ class RunOutcome:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-class RunFailed(Exception):
+class RunFailed(CodedError):
     """Raised by `run_execute` after the run was recorded as failed (or cancelled)."""
 
     def __init__(self, run: Run, code: str, message: str, status: int):
-        super().__init__(message)
+        super().__init__(
+            message, code=code, status=status, fields={"run_id": run.pk, "trace_id": run.trace_id}
+        )
         self.run = run
-        self.code = code
-        self.message = message
-        self.status = status
-        self.fields = {"run_id": run.pk, "trace_id": run.trace_id}
 
 
-def run_new(
-    *,
-    organization_id: str,
-    user_id: str | None,
-    kind: str,
-    input: Mapping[str, Any],
-    agent_id: str = "",
-    orchestration_id: str = "",
-    deployment_id: str = "",
-) -> Run:
-    """A run not stored yet: `run_execute` stores it with its start, in the same write. A caller
-    that hands the run's id out before executing it stores it first (`run_store`)."""
-    return Run(
-        organization_id=organization_id,
-        user_id=user_id,
-        kind=kind,
-        input=dict(input),
-        agent_id=agent_id,
-        orchestration_id=orchestration_id,
-        deployment_id=deployment_id,
-    )
+@dataclass(frozen=True)
+class RunDraft:
+    """A run about to start: what `run_start` admits and stores."""
 
-
-def run_store(run: Run) -> Run:
-    """Stores a run from `run_new` before it executes (its id is handed out first)."""
-    run.save(force_insert=True)
-    return run
-
-
-def run_create(**fields: Any) -> Run:
-    return run_store(run_new(**fields))
+    organization_id: str
+    user_id: str | None
+    kind: str
+    input: Mapping[str, Any]
+    agent_id: str = ""
+    orchestration_id: str = ""
+    deployment_id: str = ""
 
 
 Work = Callable[[RunRecorder, str], Awaitable[RunOutcome]]
+Finished = Callable[[RunFailed | None], None]
+
+
+async def run_start(
+    draft: RunDraft,
+    work: Work,
+    *,
+    name: str,
+    background: bool = False,
+    on_finished: Finished | None = None,
+) -> tuple[Run, RunOutcome | None]:
+    """The one way a run starts, whatever the channel (REST, WebSocket, deployments, MCP): stores
+    the draft if its organization is under its cap of runs in progress (RunLimitReached otherwise,
+    nothing stored), then executes `work` as the run. Awaited here by default: the finished run and
+    its outcome, or RunFailed. With `background`, launched on its own (`launch_run`) and the stored
+    run returned at once (outcome None). Either way `on_finished` learns how the run ended."""
+    run = await sync_to_async(run_admit)(draft)
+    if background:
+        launch_run(run, work, name=name, on_finished=on_finished)
+        return run, None
+    return await _execute_reporting(run, work, name, on_finished)
+
+
+async def _execute_reporting(
+    run: Run, work: Work, name: str, on_finished: Finished | None
+) -> tuple[Run, RunOutcome]:
+    """`run_execute`, then `on_finished(None or the RunFailed)` (not when its task is cancelled)."""
+    try:
+        executed = await run_execute(run, work, name=name)
+    except RunFailed as failed:
+        if on_finished is not None:
+            on_finished(failed)
+        raise
+    if on_finished is not None:
+        on_finished(None)
+    return executed
 
 
 async def run_execute(run: Run, work: Work, *, name: str) -> tuple[Run, RunOutcome]:
-    """Runs `work(recorder, root_span_id)` as the run: marks it running, keeps its heartbeat fresh,
-    and always ends it completed, failed or cancelled, with a final event. Raises RunFailed
-    (code `cancelled` when `run_cancel` stopped it)."""
+    """Runs `work(recorder, root_span_id)` as the stored run (see `run_start`): marks it running,
+    keeps its heartbeat fresh, and always ends it completed, failed or cancelled, with a final
+    event. Raises RunFailed (code `cancelled` when `run_cancel` stopped it)."""
     recorder = RunRecorder(run)
     started = time.perf_counter()
     async with recorder.batch():
@@ -141,34 +156,27 @@ async def run_execute(run: Run, work: Work, *, name: str) -> tuple[Run, RunOutco
 def _describe_failure(exc: Exception) -> tuple[str, str, int]:
     """The code, message and status of a failed run. Clients learn of an unexpected exception only
     an error id; its detail goes to the server log under that id."""
-    code = getattr(exc, "code", None)
-    if isinstance(code, str) and getattr(exc, "message", None):
-        return code, exc.message, getattr(exc, "status", 500)
-    error_id = f"err-{uuid.uuid4().hex}"
-    logger.error("Run failed unexpectedly (error id %s)", error_id, exc_info=exc)
-    return "internal_error", f"The run failed unexpectedly (error id {error_id}).", 500
+    error = exc if isinstance(exc, CodedError) else internal_error(exc, what="The run")
+    return error.code, error.message, error.status
 
 
 async def _mark_running(run: Run, recorder: RunRecorder) -> None:
     now = timezone.now()
     run.status, run.started_at, run.heartbeat_at = Run.Status.RUNNING, now, now
-    if run._state.adding:  # from `run_new`: stored now, running
-        await recorder.write(functools.partial(row_insert, run))
-    else:
-        await recorder.write(
-            functools.partial(row_update, Run, run.pk, status=run.status, started_at=now, heartbeat_at=now)
-        )
+    await recorder.write(
+        functools.partial(row_update, Run, run.pk, status=run.status, started_at=now, heartbeat_at=now)
+    )
 
 
-def launch_run(run: Run, work: Work, *, name: str) -> asyncio.Task:
-    """Executes the run in the background: it goes on (and is recorded) when the client that
-    started it goes away."""
-    return spawn(_execute_quietly, run, work, name, name=f"run {run.pk}")
+def launch_run(run: Run, work: Work, *, name: str, on_finished: Finished | None = None) -> asyncio.Task:
+    """Executes the stored run in the background: it goes on (and is recorded) when the client
+    that started it goes away."""
+    return spawn(_execute_quietly, run, work, name, on_finished, name=f"run {run.pk}")
 
 
-async def _execute_quietly(run: Run, work: Work, name: str) -> None:
+async def _execute_quietly(run: Run, work: Work, name: str, on_finished: Finished | None) -> None:
     with contextlib.suppress(RunFailed, asyncio.CancelledError):
-        await run_execute(run, work, name=name)
+        await _execute_reporting(run, work, name, on_finished)
 
 
 def _cancel_key(run_id: str) -> str:

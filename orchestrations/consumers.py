@@ -1,24 +1,6 @@
-from asgiref.sync import sync_to_async
-
 from observability.consumers import ExecutionConsumer
-from observability.limits import run_admit
-from observability.services import launch_run
-from orchestrations.execution import (
-    orchestration_inputs_check,
-    orchestration_run_new,
-    orchestration_specs,
-    orchestration_work,
-)
+from orchestrations.execution import orchestration_start
 from orchestrations.models import Orchestration
-
-
-def _prepare(orchestration_id: str, organization_id: str, user, inputs):
-    orchestration = Orchestration.objects.get(pk=orchestration_id, organization_id=organization_id)
-    specs = orchestration_specs(orchestration)
-    inputs = orchestration_inputs_check(orchestration.pattern, specs, orchestration.config, inputs)
-    run = run_admit(orchestration_run_new(orchestration=orchestration, user=user, inputs=inputs))
-    work = orchestration_work(orchestration.pattern, specs, orchestration.config, inputs, stream=True)
-    return run, work, orchestration.name
 
 
 class OrchestrationStreamConsumer(ExecutionConsumer):
@@ -31,9 +13,10 @@ class OrchestrationStreamConsumer(ExecutionConsumer):
         ).aexists()
 
     async def start_run(self, inputs):
-        run, work, name = await sync_to_async(_prepare)(
-            self.orchestration_id, self.user.organization_id, self.user, inputs
+        orchestration = await Orchestration.objects.aget(
+            pk=self.orchestration_id, organization_id=self.user.organization_id
         )
-        await self.follow(run.pk, replay=False)
-        launch_run(run, work, name=name)
+        run, _ = await orchestration_start(
+            user=self.user, orchestration=orchestration, inputs=inputs, stream=True, background=True
+        )
         return run

@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from deployments.models import CHANNELS, NAME_PATTERN, Deployment, DeploymentKey
-from deployments.pinning import pinned_description, pinned_input_schema, pinned_output_schema, pinned_title
+from deployments.pinning import pinned_of
 from deployments.selectors import deployment_api_url, deployment_commands, deployment_mcp_url
 from deployments.services import DEFAULT_RATE_LIMIT_PER_MINUTE
 
@@ -183,16 +183,16 @@ class DeploymentDetailSerializer(DeploymentReadSerializer):
         read_only_fields = fields
 
     def get_title(self, deployment) -> str:
-        return pinned_title(deployment.pinned)
+        return pinned_of(deployment).title
 
     def get_description(self, deployment) -> str:
-        return pinned_description(deployment.pinned)
+        return pinned_of(deployment).description
 
     def get_input_schema(self, deployment) -> dict:
-        return pinned_input_schema(deployment.pinned)
+        return pinned_of(deployment).input_schema
 
     def get_output_schema(self, deployment) -> dict:
-        return pinned_output_schema(deployment.pinned)
+        return pinned_of(deployment).output_schema
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_mcp_command(self, deployment):

@@ -68,3 +68,9 @@ def span(
 
 def event(run_row: Run, seq: int, type: str = "run.started") -> RunEvent:
     return RunEvent.objects.create(run=run_row, seq=seq, type=type)
+
+
+def queued_run(*, organization_id: str, kind: str = Run.Kind.AGENT_TEST, **fields) -> Run:
+    """A stored run that has not started yet (as `run_start` stores it), for tests that drive its
+    execution or its ledger directly."""
+    return Run.objects.create(organization_id=organization_id, kind=kind, **fields)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.core.cache.backends.base import BaseCache
 
 from observability import services
 from observability.models import Run
-from observability.services import RunFailed, RunOutcome, run_execute, run_new
+from observability.services import RunFailed, RunOutcome, run_execute
+from tests.observability.factories import queued_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,7 +35,7 @@ async def test_a_cancel_flagged_by_another_process_stops_only_its_run(member, mo
         return RunOutcome(output={"done": True})
 
     runs = [
-        run_new(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
+        await sync_to_async(queued_run)(organization_id=member.organization_id, user_id=member.pk, input={})
         for _ in range(3)
     ]
     executions = [asyncio.create_task(run_execute(run, work, name="waiting")) for run in runs]

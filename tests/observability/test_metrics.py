@@ -15,13 +15,12 @@ from agents.execution import agent_test_run
 from observability import metrics
 from observability.recorder import RunRecorder
 from observability.selectors import METRICS, metric_series, percentile
-from observability.services import run_create
 from providers.gateway import StudioGateway
 from providers.llm.types import CompletionRequest, LLMCall, LLMError, Message
 from tests.agents.agent_configs import support_yaml
 from tests.agents.factories import make_agent
 from tests.fakes.behaviours import status
-from tests.observability.factories import run, save
+from tests.observability.factories import queued_run, run, save
 from tests.providers.factories import make_provider_config
 
 pytestmark = pytest.mark.django_db
@@ -243,7 +242,7 @@ async def test_a_failed_provider_call_counts_as_failed(member, fake_openai, sett
     settings.ALLOW_PRIVATE_PROVIDER_URLS = True
     await sync_to_async(make_provider_config)(member.organization, api_base_url=fake_openai.base_url)
     fake_openai.enqueue(status(500))
-    run_row = await sync_to_async(run_create)(
+    run_row = await sync_to_async(queued_run)(
         organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={}
     )
     labels = {"provider_kind": "openai_compatible", "model": "gpt-4o-mini", "outcome": "failed"}

@@ -12,8 +12,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from observability.models import Run, RunEvent, Span
-from observability.services import launch_run, run_cancel
-from orchestrations.execution import orchestration_run_new, orchestration_specs, orchestration_work
+from observability.services import run_cancel
+from orchestrations.execution import orchestration_start
 from orchestrations.patterns import PATTERNS
 from providers.models import BudgetCounter
 from tests.fakes.behaviours import json_answer
@@ -722,25 +722,24 @@ async def test_cancel_mid_run_ends_it_cancelled_and_closes_the_spans_in_flight(m
         synthesizer = make_agent(org, "Synthesizer", responses=[says(answer="never")])
         # Two slow experts are in flight when the cancel arrives; the synthesizer never starts.
         orchestration = make_orchestration(org, "ensemble", [*slow, synthesizer])
-        run = orchestration_run_new(orchestration=orchestration, user=member, inputs={"text": "x"})
-        specs = orchestration_specs(orchestration)
-        return (
-            run,
-            orchestration_work("ensemble", specs, orchestration.config, {"text": "x"}),
-            slow,
-            synthesizer,
-        )
+        return orchestration, slow, synthesizer
 
-    run, work, slow, synthesizer = await sync_to_async(prepare)()
+    orchestration, slow, synthesizer = await sync_to_async(prepare)()
     started = time.perf_counter()
-    task = launch_run(run, work, name="ensemble")
+    run, _ = await orchestration_start(
+        user=member, orchestration=orchestration, inputs={"text": "x"}, background=True
+    )
 
     async def both_calling():
         return await Span.objects.filter(run_id=run.pk, kind="llm").acount() == 2
 
     await _wait_for(both_calling)
     assert await sync_to_async(run_cancel)(run) is True
-    await asyncio.wait_for(task, 30)
+
+    async def ended():
+        return await Run.objects.filter(pk=run.pk, status__in=Run.FINISHED).aexists()
+
+    await _wait_for(ended, 30)
     assert time.perf_counter() - started < 30  # nowhere near the 60 s latency
 
     stored = await Run.objects.aget(pk=run.pk)

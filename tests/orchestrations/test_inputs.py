@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
-from deployments.pinning import pinned_input_schema
+from deployments.pinning import pinned_of
 from deployments.services import deployment_create
 from observability.models import Run
 from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401
@@ -98,7 +98,7 @@ def test_a_debate_asks_the_caller_for_the_debaters_inputs_but_not_the_brief_it_w
 
     error = refusal(execute(admin_user, orchestration, {"topic": "Remote work?"}))
     assert error["fields"] == {"audience": "this input is required"}
-    assert pinned_input_schema(deployment.pinned)["required"] == ["audience"]
+    assert pinned_of(deployment).input_schema["required"] == ["audience"]
 
     response = execute(admin_user, orchestration, {"topic": "Remote work?", "audience": "Managers"})
     assert response.status_code == 200, response.content

@@ -12,7 +12,6 @@ from asgiref.sync import sync_to_async
 
 from observability.models import Run, Span
 from observability.recorder import RunRecorder
-from observability.services import run_create
 from providers.budgets import current_month, spent_this_month
 from providers.gateway import StudioGateway
 from providers.llm.types import (
@@ -24,6 +23,7 @@ from providers.llm.types import (
 )
 from providers.models import BudgetCounter
 from tests.fakes.behaviours import answer, status
+from tests.observability.factories import queued_run
 from tests.providers.factories import make_provider_config
 
 pytestmark = [
@@ -42,7 +42,7 @@ def private_urls(settings):
 
 
 async def gateway_for(member):
-    run = await sync_to_async(run_create)(
+    run = await sync_to_async(queued_run)(
         organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={}
     )
     return StudioGateway(run=run, recorder=RunRecorder(run)), run

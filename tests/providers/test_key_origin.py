@@ -13,12 +13,12 @@ from django.test import Client
 
 from accounts.models import User
 from observability.recorder import RunRecorder
-from observability.services import run_create
 from providers.crypto import decrypt_secret
 from providers.gateway import StudioGateway
 from providers.llm.types import CompletionRequest, InvalidApiKey, LLMCall, Message
 from providers.models import APIProviderConfig
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.observability.factories import queued_run
 from tests.providers.factories import make_provider_config
 
 SECRET = "kz-live-secret-7f3a9c1e5b"
@@ -242,7 +242,7 @@ async def test_an_llm_call_never_sends_the_key_to_a_url_changed_in_the_database(
     await APIProviderConfig.objects.filter(organization=member.organization).aupdate(
         api_base_url=attacker.base_url
     )
-    run = await sync_to_async(run_create)(
+    run = await sync_to_async(queued_run)(
         organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={}
     )
     gateway = StudioGateway(run=run, recorder=RunRecorder(run))

@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from observability.models import Run, RunEvent, Span
-from observability.services import run_create
 from providers.budgets import Budget, budget_reserve
 from providers.models import BudgetCounter
+from tests.observability.factories import queued_run
 from tests.providers.factories import make_provider_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,13 +38,13 @@ def call_in_flight(run, config, amount: str) -> None:
 
 def test_stale_runs_are_failed_with_a_final_event_and_their_holds_released(member):
     config = make_provider_config(member.organization, budget="1")
-    stale = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
+    stale = queued_run(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
     long_ago = timezone.now() - dt.timedelta(minutes=10)
     Run.objects.filter(pk=stale.pk).update(status="running", heartbeat_at=long_ago)
     RunEvent.objects.create(run=stale, seq=1, type="run.started")
     call_in_flight(stale, config, "0.4")  # when the process died
     assert BudgetCounter.objects.get(subject=config.pk).reserved_usd == Decimal("0.4")
-    alive = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
+    alive = queued_run(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
     Run.objects.filter(pk=alive.pk).update(status="running", heartbeat_at=timezone.now())
 
     out = StringIO()
@@ -63,9 +63,9 @@ def test_a_dead_runs_holds_are_released_once(member):
     from providers.budgets import budget_release_run
 
     config = make_provider_config(member.organization, budget="1")
-    dead = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
+    dead = queued_run(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
     call_in_flight(dead, config, "0.4")
-    alive = run_create(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
+    alive = queued_run(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
     call_in_flight(alive, config, "0.3")
 
     assert budget_release_run(dead.pk) == 1

@@ -13,12 +13,13 @@ from rest_framework.test import APIClient
 
 from observability.limits import RETRY_AFTER_S, RunLimitReached, run_admit
 from observability.models import Run
-from observability.services import run_create, run_new
+from observability.services import RunDraft
 from tests.agents.agent_configs import support_yaml
 from tests.agents.factories import make_agent
 from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401
 from tests.conftest import client_for
 from tests.deployments.helpers import INPUTS, bearer, deploy
+from tests.observability.factories import queued_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("llm_clients_closed")]
 
@@ -91,7 +92,7 @@ def test_orchestration_executes_and_deployment_calls_count_against_the_same_cap(
     settings.MAX_ACTIVE_RUNS_PER_ORG = 2
     organization = admin_user.organization
     for _ in range(2):  # two runs in progress of the organization (another process may run them)
-        run = run_create(organization_id=organization.pk, user_id=None, kind="agent_test", input={})
+        run = queued_run(organization_id=organization.pk, user_id=None, kind="agent_test", input={})
         Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING)
 
     team = [make_team_agent(organization, f"A{n}", responses=[says(answer="ok")]) for n in range(2)]
@@ -120,7 +121,7 @@ def test_simultaneous_starts_never_exceed_the_cap(settings, member):
     def start(_):
         try:
             run_admit(
-                run_new(organization_id=member.organization_id, user_id=None, kind="agent_test", input={})
+                RunDraft(organization_id=member.organization_id, user_id=None, kind="agent_test", input={})
             )
             return True
         except RunLimitReached:
