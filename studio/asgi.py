@@ -5,11 +5,15 @@ import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 
+import django  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
 
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # what django.core.asgi.get_asgi_application does first
+
+from studio.handler import StudioASGIHandler  # noqa: E402
+
+django_asgi_app = StudioASGIHandler()
 
 from django.db import connections  # noqa: E402
 

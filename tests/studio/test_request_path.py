@@ -1,0 +1,129 @@
+"""The ASGI request path (studio/handler.py, studio/middleware.py): a sync view's request crosses
+from the event loop to a worker thread once, an async view's not at all for its middleware, and
+every middleware still does its work (security headers, sessions, metrics)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import SyncToAsync
+from django.contrib.sessions.models import Session
+from prometheus_client import REGISTRY
+
+from studio.handler import StudioASGIHandler
+
+# Django's request_started signal and response.close() run sync receivers: one hop each.
+SIGNAL_HOPS = 2
+
+
+@pytest.fixture
+def thread_hops(monkeypatch):
+    """How many sync_to_async calls (event loop -> worker thread) were made."""
+    calls = []
+    call = SyncToAsync.__call__
+
+    async def counted(self, *args, **kwargs):
+        calls.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return await call(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    return calls
+
+
+def asgi_get(app, path: str) -> tuple[int, dict[bytes, list[bytes]], bytes]:
+    """One GET through the ASGI app, as a server would send it."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    messages = []
+
+    async def run():
+        answered = asyncio.Event()
+        requested = False
+
+        async def receive():
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await answered.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            messages.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered.set()
+
+        await app(scope, receive, send)
+
+    asyncio.run(run())
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    headers: dict[bytes, list[bytes]] = {}
+    for name, value in start["headers"]:
+        headers.setdefault(name.lower(), []).append(value)
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return start["status"], headers, body
+
+
+def _requests_total(view: str) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "django_http_responses_total_by_status_view_method_total",
+            {"status": "200", "view": view, "method": "GET"},
+        )
+        or 0.0
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_api_view_runs_its_whole_middleware_chain_in_one_thread_hop(thread_hops):
+    app = StudioASGIHandler()
+    before = _requests_total("liveness")
+    thread_hops.clear()
+
+    status, headers, body = asgi_get(app, "/api/health/live")
+
+    assert status == 200 and b'"status": "ok"' in body.replace(b'":"', b'": "')
+    # Django's own handler makes about 20 (each middleware hook, the view, its rendering).
+    assert len(thread_hops) == 1 + SIGNAL_HOPS, thread_hops
+    assert headers[b"x-frame-options"] == [b"DENY"] and headers[b"x-content-type-options"] == [b"nosniff"]
+    assert _requests_total("liveness") == before + 1  # django-prometheus still counted it
+
+
+@pytest.mark.urls("tests.studio.urls_async")
+@pytest.mark.django_db(transaction=True)
+def test_an_async_view_runs_its_middleware_on_the_event_loop(thread_hops):
+    app = StudioASGIHandler()
+    before = _requests_total("tests.studio.urls_async.plain")
+    thread_hops.clear()
+
+    status, headers, _ = asgi_get(app, "/async/plain")
+
+    assert status == 200
+    assert len(thread_hops) == SIGNAL_HOPS, thread_hops
+    assert headers[b"x-frame-options"] == [b"DENY"] and headers[b"x-content-type-options"] == [b"nosniff"]
+    assert _requests_total("tests.studio.urls_async.plain") == before + 1
+
+
+@pytest.mark.urls("tests.studio.urls_async")
+@pytest.mark.django_db(transaction=True)
+def test_an_async_view_that_writes_the_session_has_it_saved_in_a_worker_thread(thread_hops):
+    app = StudioASGIHandler()
+
+    status, headers, _ = asgi_get(app, "/async/remembers")
+
+    assert status == 200
+    cookie = next(value for value in headers[b"set-cookie"] if value.startswith(b"sessionid="))
+    key = cookie.split(b";")[0].split(b"=", 1)[1].decode()
+    assert Session.objects.get(session_key=key).get_decoded() == {"seen": True}
