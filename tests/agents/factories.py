@@ -1,38 +1,14 @@
-"""Agents and their config YAML for tests."""
+"""Agents for tests (their configs: tests/agents/agent_configs.py)."""
 
 from __future__ import annotations
 
-import copy
 import itertools
-from typing import Any
-
-import yaml
 
 from agents.config_schema import parse_agent_config
 from agents.models import Agent
+from tests.agents.agent_configs import agent_yaml
 
 _seq = itertools.count(1)
-
-
-def agent_config(**sections: Any) -> dict[str, Any]:
-    """A small valid config (mock provider, one input, one output); `sections` replace whole
-    top-level sections (signature, provider, config, tools)."""
-    config = {
-        "signature": {
-            "system_prompt": "You answer support questions.",
-            "inputs": [{"name": "inquiry", "type": "string", "description": "The customer's message"}],
-            "outputs": [{"name": "response", "type": "string", "description": "The reply"}],
-        },
-        "provider": {"provider": "mock", "model": "mock-1"},
-        "config": {"temperature": 0.7},
-    }
-    config.update(copy.deepcopy(sections))
-    return config
-
-
-def agent_yaml(document: dict[str, Any] | None = None, **sections: Any) -> str:
-    """YAML text of `document`, or of `agent_config(**sections)`."""
-    return yaml.safe_dump(document if document is not None else agent_config(**sections), sort_keys=False)
 
 
 def make_agent(organization, config_yaml: str | None = None, *, created_by=None, **fields) -> Agent:

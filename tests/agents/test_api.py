@@ -10,7 +10,8 @@ from deployments.models import Deployment
 from observability.models import AuditLog
 from orchestrations.models import Orchestration
 from tests.accounts.factories import make_user
-from tests.agents.factories import agent_config, agent_yaml, make_agent
+from tests.agents.agent_configs import agent_config, agent_yaml
+from tests.agents.factories import make_agent
 from tests.api_cases import APIResourceCases, Call
 from tests.conftest import client_for
 from tests.providers.factories import make_provider_config

@@ -17,7 +17,8 @@ from agents.codegen import (
 )
 from agents.config_schema import validate_agent_config
 from agents.models import Agent
-from tests.agents.factories import agent_config, agent_yaml, make_agent
+from tests.agents.agent_configs import agent_config, agent_yaml
+from tests.agents.factories import make_agent
 from tests.providers.factories import make_provider_config
 
 kaizen_signatures = pytest.importorskip("kaizen.signatures")

@@ -8,7 +8,8 @@ import pytest
 from agents import services
 from agents.models import Agent, AgentVersion
 from observability.models import AuditLog
-from tests.agents.factories import agent_config, agent_yaml, make_agent
+from tests.agents.agent_configs import agent_config, agent_yaml
+from tests.agents.factories import make_agent
 from tests.providers.factories import make_provider_config
 
 pytestmark = pytest.mark.django_db

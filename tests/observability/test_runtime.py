@@ -16,7 +16,8 @@ from agents.runtime_status import agent_health
 from observability.models import Run, Span
 from providers.budgets import current_month
 from providers.models import BudgetCounter
-from tests.agents.factories import agent_yaml, make_agent
+from tests.agents.agent_configs import agent_yaml
+from tests.agents.factories import make_agent
 from tests.api_cases import APIResourceCases, Call
 from tests.observability.factories import run, save
 from tests.orchestrations.helpers import make_agent as orchestration_agent

@@ -12,40 +12,7 @@ from observability.models import Run, RunEvent, Span
 from orchestrations.models import Orchestration
 from orchestrations.patterns import validate_pattern_config
 from tests.agents import factories
-
-
-def field(name: str, kind: str = "string", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "type": kind, "description": f"The {name}", **extra}
-
-
-def agent_yaml(
-    *,
-    inputs: Sequence[str] = ("text",),
-    outputs: Sequence[str] = ("answer",),
-    responses: Sequence[Mapping[str, Any]] | None = None,
-    latency_ms: int | None = None,
-    provider: str = "mock",
-    model: str = "mock-1",
-    system_prompt: str = "You are a careful assistant.",
-    **config: Any,
-) -> str:
-    """YAML of an agent with string inputs and outputs of the given names, on the mock provider (a
-    script of `responses`, `latency_ms`) or another provider; `config` adds keys of `config:`."""
-    provider_section: dict[str, Any] = {"provider": provider, "model": model}
-    if responses is not None:
-        provider_section["responses"] = [dict(item) for item in responses]
-    if latency_ms is not None:
-        provider_section["latency_ms"] = latency_ms
-    document = {
-        "signature": {
-            "system_prompt": system_prompt,
-            "inputs": [field(name) for name in inputs],
-            "outputs": [field(name) for name in outputs],
-        },
-        "provider": provider_section,
-        "config": {"strategy": "single_shot", "timeout_s": 20, "max_retries": 0, **config},
-    }
-    return yaml.safe_dump(document, sort_keys=False)
+from tests.agents.agent_configs import team_agent_yaml
 
 
 def says(**output: Any) -> dict[str, Any]:
@@ -54,9 +21,12 @@ def says(**output: Any) -> dict[str, Any]:
 
 
 def make_agent(organization, name: str, *, description: str = "", **yaml_options: Any) -> Agent:
-    """A member of a team: `tests.agents.factories.make_agent` with `agent_yaml(**yaml_options)`."""
+    """A member of a team: `tests.agents.factories.make_agent` with `team_agent_yaml(**yaml_options)`."""
     return factories.make_agent(
-        organization, agent_yaml(**yaml_options), name=name, description=description or f"{name} of the team"
+        organization,
+        team_agent_yaml(**yaml_options),
+        name=name,
+        description=description or f"{name} of the team",
     )
 
 

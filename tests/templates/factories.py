@@ -9,7 +9,7 @@ from agents.runtime.schema import conform
 from templates.models import AgentTemplate, OrchestrationTemplate
 from templates.official import official_templates_load
 from templates.services import agent_template_config_parse
-from tests.agents.factories import agent_yaml
+from tests.agents.agent_configs import agent_yaml
 
 _seq = itertools.count(1)
 

@@ -10,7 +10,8 @@ from observability.models import AuditLog
 from orchestrations.models import Orchestration
 from orchestrations.patterns import validate_pattern_config
 from templates.models import AgentTemplate, OrchestrationTemplate
-from tests.agents.factories import agent_yaml, make_agent
+from tests.agents.agent_configs import agent_yaml
+from tests.agents.factories import make_agent
 from tests.api_cases import APIResourceCases, Call
 from tests.conftest import client_for
 from tests.providers.factories import make_provider_config

@@ -15,7 +15,7 @@ from orchestrations.models import Orchestration
 from templates.models import AgentTemplate, OrchestrationTemplate
 from templates.services import agent_template_use, orchestration_template_use
 from templates.yaml_rewrite import config_yaml_with_provider
-from tests.agents.factories import agent_yaml
+from tests.agents.agent_configs import agent_yaml
 from tests.conftest import client_for
 from tests.fakes.behaviours import json_answer
 from tests.providers.factories import make_provider_config

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from agents.config_schema import validate_agent_config
 from agents.runtime.types import AgentSpec
 from providers.llm.types import Completion, Delta, LLMCall, LLMError, ToolCall, Usage
+from tests.agents.agent_configs import engine_agent_config
 from tests.fakes.recorder import MemoryRecorder
 
 # A scripted reply: a Completion; a dict (a structured answer); a str (raw text); an LLMError to
@@ -82,26 +82,6 @@ class FakeGateway:
         yield completion
 
 
-def agent_config(
-    *,
-    inputs: Sequence[Mapping[str, Any]] = ({"name": "question", "type": "string"},),
-    outputs: Sequence[Mapping[str, Any]] = ({"name": "answer", "type": "string"},),
-    system_prompt: str = "You answer questions.",
-    tools: Sequence[Mapping[str, Any]] = (),
-    provider: Mapping[str, Any] | None = None,
-    **settings: Any,
-) -> dict[str, Any]:
-    """A normalized version-1 config, built through the real validator."""
-    return validate_agent_config(
-        {
-            "signature": {"system_prompt": system_prompt, "inputs": list(inputs), "outputs": list(outputs)},
-            "provider": dict(provider or {"provider": "openai", "model": "gpt-4o-mini"}),
-            "config": settings,
-            "tools": list(tools),
-        }
-    )
-
-
 @pytest.fixture
 def make_spec() -> Callable[..., AgentSpec]:
     def make(
@@ -112,7 +92,7 @@ def make_spec() -> Callable[..., AgentSpec]:
         **config: Any,
     ) -> AgentSpec:
         config.setdefault("tools", [{"agent_id": agent.agent_id} for agent in tool_agents])
-        return AgentSpec(agent_id, name, description, agent_config(**config), tools=tuple(tool_agents))
+        return AgentSpec(agent_id, name, description, engine_agent_config(**config), tools=tuple(tool_agents))
 
     return make
 
