@@ -36,6 +36,7 @@ from providers.llm.types import (
     ProviderSettings,
 )
 from providers.models import APIProviderConfig
+from studio.errors import CodedError
 
 
 def provider_settings(config: APIProviderConfig) -> ProviderSettings:
@@ -218,12 +219,15 @@ class StudioGateway:
 
     async def _fail(self, prepared: _Prepared, exc: BaseException) -> None:
         cancelled = not isinstance(exc, Exception)
-        code = getattr(exc, "code", "cancelled" if cancelled else "provider_error")
+        if isinstance(exc, CodedError):
+            code, error = exc.code, exc.message or type(exc).__name__
+        else:  # only the type: an unexpected exception's text stays in the server log
+            code, error = "cancelled" if cancelled else "provider_error", type(exc).__name__
         close = self.recorder.span_closing(
             prepared.span.pk,
             status="cancelled" if cancelled else "failed",
             attributes={"error_code": code},
-            error=getattr(exc, "message", "") or type(exc).__name__,
+            error=error,
         )
         await ledger_write(functools.partial(_settle_and_close, prepared.holds, Decimal(0), close))
         metrics.llm_call_failed(prepared.settings.kind, prepared.model, cancelled=cancelled)
