@@ -21,6 +21,7 @@ from studio.changes import apply_changes
 from studio.ids import new_id
 
 INVALID_CREDENTIALS = "Invalid email or password."
+EMAIL_TAKEN = "An account with this email already exists."
 
 
 def _unique_slug(name: str) -> str:
@@ -28,6 +29,16 @@ def _unique_slug(name: str) -> str:
     if not Organization.objects.filter(slug=base).exists():
         return base
     return f"{base}-{new_id('x')[-8:]}"
+
+
+def _audit_organization_created(*, actor: User, organization: Organization) -> None:
+    audit_record(
+        actor=actor,
+        organization_id=organization.pk,
+        operation="create",
+        instance=organization,
+        changes={"name": organization.name, "slug": organization.slug},
+    )
 
 
 def tokens_for(user: User) -> dict[str, str]:
@@ -43,8 +54,8 @@ def organization_register(*, org_name: str, email: str, password: str, name: str
         raise ApiError(
             409,
             "email_taken",
-            "An account with this email already exists.",
-            fields={"email": ["An account with this email already exists."]},
+            EMAIL_TAKEN,
+            fields={"email": [EMAIL_TAKEN]},
         )
     organization = Organization.objects.create(name=org_name.strip(), slug=_unique_slug(org_name))
     try:
@@ -53,14 +64,8 @@ def organization_register(*, org_name: str, email: str, password: str, name: str
                 email, password, name=name.strip(), role=User.Role.OWNER, organization=organization
             )
     except IntegrityError:  # a concurrent registration took the email
-        raise ApiError(409, "email_taken", "An account with this email already exists.") from None
-    audit_record(
-        actor=owner,
-        organization_id=organization.pk,
-        operation="create",
-        instance=organization,
-        changes={"name": organization.name, "slug": organization.slug},
-    )
+        raise ApiError(409, "email_taken", EMAIL_TAKEN) from None
+    _audit_organization_created(actor=owner, organization=organization)
     audit_record(
         actor=owner,
         organization_id=organization.pk,
@@ -91,7 +96,7 @@ def operator_create(*, email: str, password: str, org: str, name: str = "") -> U
     name is `org` (the API), which is created when there is none."""
     email, org = email.strip().lower(), org.strip()
     if User.objects.filter(email=email).exists():
-        raise ApiError(409, "email_taken", "An account with this email already exists.")
+        raise ApiError(409, "email_taken", EMAIL_TAKEN)
     named = list(Organization.objects.filter(Q(slug=org) | Q(name=org))[:2])
     if len(named) > 1:
         raise ApiError(409, "ambiguous_organization", f"Several organizations are named {org!r}: use a slug.")
@@ -106,13 +111,7 @@ def operator_create(*, email: str, password: str, org: str, name: str = "") -> U
         is_superuser=True,
     )
     if not named:
-        audit_record(
-            actor=operator,
-            organization_id=organization.pk,
-            operation="create",
-            instance=organization,
-            changes={"name": organization.name, "slug": organization.slug},
-        )
+        _audit_organization_created(actor=operator, organization=organization)
     audit_record(
         actor=operator,
         organization_id=organization.pk,
@@ -182,7 +181,7 @@ def user_create(
     _require_manage(actor, role)
     email = email.strip().lower()
     if User.objects.filter(email=email).exists():
-        raise ApiError(409, "email_taken", "An account with this email already exists.")
+        raise ApiError(409, "email_taken", EMAIL_TAKEN)
     user = User.objects.create_user(
         email, password, name=name.strip(), role=role, organization_id=actor.organization_id
     )
