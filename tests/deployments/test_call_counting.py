@@ -1,0 +1,60 @@
+"""A deployment call is counted once, when its run ends, whether the caller waited for it or
+started it with `?async=1` (the run's `on_finished`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+from prometheus_client import REGISTRY
+
+from tests.agents.agent_configs import support_yaml
+from tests.agents.factories import make_agent
+from tests.deployments.helpers import GOOD, INPUTS, bearer, deploy
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("llm_clients_closed")]
+
+
+def counted(outcome: str) -> float:
+    sample = REGISTRY.get_sample_value(
+        "studio_deployment_requests_total", {"channel": "api", "outcome": outcome}
+    )
+    return sample or 0.0
+
+
+async def call(name: str, key: str, suffix: str = ""):
+    return await AsyncClient().post(
+        f"/workflows/{name}/execute{suffix}",
+        json.dumps({"inputs": INPUTS}),
+        content_type="application/json",
+        headers=bearer(key),
+    )
+
+
+async def counted_becomes(outcome: str, value: float) -> None:
+    for _ in range(500):
+        if counted(outcome) == value:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{outcome} stayed at {counted(outcome)}, expected {value}")
+
+
+@pytest.mark.parametrize("suffix", ["", "?async=1"])
+async def test_a_call_is_counted_once_when_its_run_ends(admin_user, suffix):
+    completed, failed = counted("completed"), counted("failed")
+    _, key = await sync_to_async(deploy)(admin_user, name="support")
+    assert (await call("support", key, suffix)).status_code in (200, 202)
+    await counted_becomes("completed", completed + 1)
+
+    broke = await sync_to_async(make_agent)(
+        admin_user.organization,
+        support_yaml(responses=[{"response": GOOD}], config_extra="  budget_limit_usd: 0.0000001"),
+    )
+    _, broke_key = await sync_to_async(deploy)(admin_user, broke, name="broke")
+    assert (await call("broke", broke_key, suffix)).status_code in (402, 202)
+    await counted_becomes("failed", failed + 1)
+    await asyncio.sleep(0.2)
+    assert (counted("completed"), counted("failed")) == (completed + 1, failed + 1)
