@@ -1,5 +1,5 @@
-from agents.execution import agent_test_start
 from agents.models import Agent
+from agents.runs import agent_test_start
 from observability.consumers import ExecutionConsumer
 
 

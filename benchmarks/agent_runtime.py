@@ -73,8 +73,8 @@ def saved_agent(organization, yaml_text: str, name="Support"):
 
 async def one_run(agent, spec, user_id) -> None:
 
-    from agents.execution import agent_run_start
-    from observability.services import RunDraft
+    from agents.runs import agent_run_start
+    from observability.supervisor import RunDraft
 
     inputs = {"inquiry": "Where is my refund for order 42?"}
     draft = RunDraft(
@@ -90,7 +90,7 @@ async def one_run(agent, spec, user_id) -> None:
 async def per_run_overhead(runs: int) -> None:
     from asgiref.sync import sync_to_async
 
-    from agents.execution import agent_spec
+    from agents.runs import agent_spec
 
     organization, run = await sync_to_async(tenant)()
     agent = await sync_to_async(saved_agent)(organization, agent_yaml())
@@ -109,7 +109,7 @@ async def per_run_overhead(runs: int) -> None:
 async def concurrent_in_process(concurrent: int, latency_ms: float, rounds: int, fake_url: str) -> None:
     from asgiref.sync import sync_to_async
 
-    from agents.execution import agent_spec
+    from agents.runs import agent_spec
     from providers.llm.clients import close_clients
     from tests.providers.factories import make_provider_config
 

@@ -62,7 +62,7 @@ def team(organization, size: int, *, latency_ms: int = 0) -> list:
 async def orchestration_run(orchestration_obj, user_id) -> None:
     from asgiref.sync import sync_to_async
 
-    from orchestrations.execution import orchestration_draft, orchestration_run_start
+    from orchestrations.runs import orchestration_draft, orchestration_run_start
 
     inputs = {"inquiry": "Where is my refund for order 42?"}
     draft, spec = await sync_to_async(orchestration_draft)(
@@ -88,7 +88,7 @@ async def agent_step(organization, user_id, runs: int) -> float:
     from asgiref.sync import sync_to_async
 
     from agents.breakers import CacheCircuitBreaker
-    from agents.execution import agent_spec
+    from agents.runs import agent_spec
     from agents.runtime.runner import bind_run_agent
     from observability.recorder import RunRecorder
     from providers.gateway import StudioGateway
@@ -112,7 +112,7 @@ async def agent_step(organization, user_id, runs: int) -> float:
 async def engine_overhead(runs: int) -> None:
     from asgiref.sync import sync_to_async
 
-    from agents.execution import agent_spec
+    from agents.runs import agent_spec
 
     organization, run = await sync_to_async(tenant)()
     single = (await sync_to_async(team)(organization, 1))[0]

@@ -22,7 +22,7 @@ from deployments.pinning import pinned_of
 from observability import metrics
 from observability.limits import RunLimitReached
 from observability.models import Run
-from observability.services import Finished, RunDraft, RunFailed
+from observability.supervisor import Finished, RunDraft, RunFailed
 from studio.api.ratelimit import window_hit
 from studio.errors import CodedError
 

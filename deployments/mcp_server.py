@@ -42,7 +42,7 @@ from deployments.calls import (
 from deployments.models import Deployment
 from deployments.pinning import pinned_of
 from deployments.serving import DEPLOYMENT_CHALLENGE, presented_key
-from observability.services import RunFailed
+from observability.supervisor import RunFailed
 from studio.api.errors import error_envelope
 from studio.errors import CodedError
 

@@ -11,21 +11,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agents.execution import agent_run_start, agent_spec
 from agents.models import Agent
+from agents.runs import agent_run_start, agent_spec
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.schema import signature_json_schema
 from agents.runtime.types import AgentSpec
 from deployments.models import Deployment
 from observability.models import Run
-from observability.services import Finished, RunDraft, RunOutcome
-from orchestrations.execution import (
+from observability.supervisor import Finished, RunDraft, RunOutcome
+from orchestrations.models import Orchestration
+from orchestrations.runs import (
     OrchestrationSpec,
     orchestration_inputs_check,
     orchestration_run_start,
     orchestration_specs,
 )
-from orchestrations.models import Orchestration
 
 AGENT = "agent"
 ORCHESTRATION = "orchestration"

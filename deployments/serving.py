@@ -44,7 +44,7 @@ from deployments.selectors import deployment_api_url, deployment_mcp_url
 from observability.events import FINAL_EVENTS, run_group
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
-from observability.services import RunFailed
+from observability.supervisor import RunFailed
 from studio.api.errors import error_body, error_envelope
 from studio.errors import CodedError
 

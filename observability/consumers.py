@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from observability.events import FINAL_EVENTS, run_group
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
-from observability.services import run_cancel
+from observability.supervisor import run_cancel
 from studio.errors import CodedError, internal_error
 from studio.websocket import StudioConsumer
 

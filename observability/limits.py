@@ -18,7 +18,7 @@ from observability.models import Run
 from studio.errors import CodedError
 
 if TYPE_CHECKING:
-    from observability.services import RunDraft
+    from observability.supervisor import RunDraft
 
 IN_PROGRESS = (Run.Status.QUEUED, Run.Status.RUNNING)
 RETRY_AFTER_S = 5  # runs end at no known time: a short wait, then ask again

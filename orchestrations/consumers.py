@@ -1,6 +1,6 @@
 from observability.consumers import ExecutionConsumer
-from orchestrations.execution import orchestration_start
 from orchestrations.models import Orchestration
+from orchestrations.runs import orchestration_start
 
 
 class OrchestrationStreamConsumer(ExecutionConsumer):

@@ -19,7 +19,7 @@ from django.db import transaction
 
 from observability.loops import loop_local
 from observability.models import Run
-from observability.services import (
+from observability.supervisor import (
     run_abandon,
     run_abandoned_announce,
     runs_active_here,

@@ -19,8 +19,8 @@ from agents.api.serializers import (
     ExecuteSerializer,
 )
 from agents.codegen import agent_kaizen_source, source_file_name
-from agents.execution import agent_test_run
 from agents.models import Agent
+from agents.runs import agent_test_run
 from agents.runtime.validation import ConfigError
 from agents.selectors import agent_list, agent_provider_base_url, agent_version_list
 from studio.api.parsing import validated

@@ -14,9 +14,9 @@ from orchestrations.api.serializers import (
     OrchestrationUpdateSerializer,
     PatternSerializer,
 )
-from orchestrations.execution import orchestration_execute
 from orchestrations.models import Orchestration
 from orchestrations.patterns import pattern_list
+from orchestrations.runs import orchestration_execute
 from studio.api.parsing import validated
 from studio.api.viewsets import OrgScopedViewSet
 from studio.ids import id_pattern

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agents.execution import agent_test_run
+from agents.runs import agent_test_run
 from agents.runtime.types import AgentError
 from observability.models import Run, RunEvent, Span
-from observability.services import RunFailed
+from observability.supervisor import RunFailed
 from tests.agents.agent_configs import support_yaml
 from tests.agents.factories import make_agent
 from tests.fakes.behaviours import answer, json_answer

@@ -10,16 +10,16 @@ from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.core.cache.backends.base import BaseCache
 
-from observability import services
+from observability import supervisor
 from observability.models import Run
-from observability.services import RunFailed, RunOutcome, run_execute
+from observability.supervisor import RunFailed, RunOutcome, run_execute
 from tests.observability.factories import queued_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def test_a_cancel_flagged_by_another_process_stops_only_its_run(member, monkeypatch):
-    monkeypatch.setattr(services, "CANCEL_POLL_S", 0.05)
+    monkeypatch.setattr(supervisor, "CANCEL_POLL_S", 0.05)
     reads = []
     read_many = BaseCache.aget_many
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.execution import agent_test_run
+from agents.runs import agent_test_run
 from observability import metrics
 from observability.recorder import RunRecorder
 from observability.selectors import METRICS, metric_series, percentile

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from agents.execution import agent_test_run
+from agents.runs import agent_test_run
 from tests.agents.agent_configs import support_yaml
 from tests.agents.factories import make_agent
 from tests.api_cases import APIResourceCases, Call

@@ -12,9 +12,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from observability.models import Run, RunEvent, Span
-from observability.services import run_cancel
-from orchestrations.execution import orchestration_start
+from observability.supervisor import run_cancel
 from orchestrations.patterns import PATTERNS
+from orchestrations.runs import orchestration_start
 from providers.models import BudgetCounter
 from tests.fakes.behaviours import json_answer
 from tests.orchestrations.helpers import (

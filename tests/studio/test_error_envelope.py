@@ -18,7 +18,7 @@ from deployments.calls import DeploymentRefused
 from observability.consumers import ExecutionConsumer
 from observability.limits import RunLimitReached
 from observability.models import Run
-from observability.services import RunFailed, run_execute
+from observability.supervisor import RunFailed, run_execute
 from orchestrations.patterns.base import OrchestrationError
 from providers.llm.types import LLMError
 from studio.api.errors import API_CHALLENGE, ApiError, error_envelope

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from observability.limits import RETRY_AFTER_S, RunLimitReached, run_admit
 from observability.models import Run
-from observability.services import RunDraft
+from observability.supervisor import RunDraft
 from tests.agents.agent_configs import support_yaml
 from tests.agents.factories import make_agent
 from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401

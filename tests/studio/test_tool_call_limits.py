@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agents.execution import agent_test_run
+from agents.runs import agent_test_run
 from agents.runtime import react
 from observability.models import Span
 from tests.agents.agent_configs import support_yaml

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from agents.config_schema import parse_agent_config
-from agents.execution import agent_test_run
 from agents.models import Agent
+from agents.runs import agent_test_run
 from agents.yaml_loader import load_yaml
 from observability.models import AuditLog, Run
-from orchestrations.execution import orchestration_execute
 from orchestrations.models import Orchestration
+from orchestrations.runs import orchestration_execute
 from templates.models import AgentTemplate, OrchestrationTemplate
 from templates.services import agent_template_use, orchestration_template_use
 from templates.yaml_rewrite import config_yaml_with_provider

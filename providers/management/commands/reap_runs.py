@@ -3,7 +3,7 @@ processes do this periodically too: see `providers.reaping`)."""
 
 from django.core.management.base import BaseCommand
 
-from observability.services import STALE_AFTER_S
+from observability.supervisor import STALE_AFTER_S
 from providers.aio import run_sync
 from providers.reaping import runs_reap
 

@@ -10,13 +10,13 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from agents.breakers import CacheCircuitBreaker
-from agents.execution import agent_spec, run_summary
 from agents.models import Agent
+from agents.runs import agent_spec, run_summary
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.runner import bind_run_agent
 from agents.runtime.types import AgentSpec
 from observability.models import Run
-from observability.services import Finished, RunDraft, RunOutcome, run_start
+from observability.supervisor import Finished, RunDraft, RunOutcome, run_start
 from orchestrations.models import Orchestration
 from orchestrations.patterns import PatternContext, pattern_input_fields, run_pattern
 from orchestrations.patterns.base import OrchestrationError

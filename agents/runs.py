@@ -15,7 +15,7 @@ from agents.runtime.inputs import validate_inputs
 from agents.runtime.runner import run_agent
 from agents.runtime.types import AgentConfig, AgentSpec
 from observability.models import Run
-from observability.services import Finished, RunDraft, RunOutcome, run_start
+from observability.supervisor import Finished, RunDraft, RunOutcome, run_start
 from providers.aio import run_sync
 from providers.gateway import StudioGateway
 
