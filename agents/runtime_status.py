@@ -29,8 +29,9 @@ from prometheus_client.core import GaugeMetricFamily
 
 from agents.breakers import breaker_states
 from agents.models import Agent
+from observability.agent_stats import agent_run_stats, run_status_counts, run_totals_by_kind_status
 from observability.models import Run
-from observability.selectors import MONEY, agent_run_stats, run_status_counts, run_totals_by_kind_status
+from observability.sql import MONEY
 from providers.budgets import current_month
 from providers.models import BudgetCounter
 

@@ -306,7 +306,7 @@ def prune(older_than: str) -> None:
 
     from accounts.models import Organization
     from observability.models import Run
-    from observability.selectors import usage_summary
+    from observability.usage import usage_summary
 
     organization_id = Organization.objects.get(slug="scale").pk
     before_usage = usage_summary(organization_id=organization_id, period="year")

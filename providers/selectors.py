@@ -9,7 +9,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
 from observability.models import Span
-from observability.selectors import MONEY, period_window
+from observability.sql import MONEY, period_window
 from providers.budgets import current_month, spent_this_month
 from providers.models import APIProviderConfig, BudgetCounter
 

@@ -4,7 +4,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from observability import metrics, selectors  # noqa: F401  metrics: registered for /metrics on import
+from observability import metrics, series, sql, traces, usage  # noqa: F401  metrics: registered for /metrics on import
 from observability.api.filters import AuditLogFilterSet, TraceFilterSet
 from observability.api.serializers import (
     AgentUsageSerializer,
@@ -53,11 +53,11 @@ class TraceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
     filterset_class = TraceFilterSet
 
     def scoped_queryset(self, *, organization, user):
-        return selectors.trace_list(organization_id=organization.pk)
+        return traces.trace_list(organization_id=organization.pk)
 
     @extend_schema(responses=TraceDetailSerializer)
     def retrieve(self, request, *args, **kwargs):
-        found = selectors.trace_get(organization_id=request.user.organization_id, run_id=kwargs["pk"])
+        found = traces.trace_get(organization_id=request.user.organization_id, run_id=kwargs["pk"])
         if found is None:
             raise NotFound()
         run, run.span_roots = found
@@ -71,18 +71,16 @@ class MetricsView(APIView):
 
     @extend_schema(
         parameters=[
-            _choice_parameter("metric_name", selectors.METRICS),
-            _choice_parameter("period", selectors.METRIC_PERIODS, "24h"),
+            _choice_parameter("metric_name", series.METRICS),
+            _choice_parameter("period", series.METRIC_PERIODS, "24h"),
         ],
         responses=MetricSeriesSerializer,
     )
     def get(self, request):
-        metric = choice_param(request, "metric_name", selectors.METRICS)
-        period = choice_param(request, "period", selectors.METRIC_PERIODS, default="24h")
+        metric = choice_param(request, "metric_name", series.METRICS)
+        period = choice_param(request, "period", series.METRIC_PERIODS, default="24h")
         return Response(
-            selectors.metric_series(
-                organization_id=request.user.organization_id, metric=metric, period=period
-            )
+            series.metric_series(organization_id=request.user.organization_id, metric=metric, period=period)
         )
 
 
@@ -91,13 +89,11 @@ class UsageView(APIView):
 
     permission_classes = [RolePermission]
 
-    @extend_schema(
-        parameters=[_choice_parameter("period", selectors.PERIODS, "month")], responses=UsageSerializer
-    )
+    @extend_schema(parameters=[_choice_parameter("period", sql.PERIODS, "month")], responses=UsageSerializer)
     def get(self, request):
-        period = choice_param(request, "period", selectors.PERIODS, default="month")
-        usage = selectors.usage_summary(organization_id=request.user.organization_id, period=period)
-        return Response(UsageSerializer(usage).data)
+        period = choice_param(request, "period", sql.PERIODS, default="month")
+        summary = usage.usage_summary(organization_id=request.user.organization_id, period=period)
+        return Response(UsageSerializer(summary).data)
 
 
 class AgentUsageView(APIView):
@@ -106,15 +102,15 @@ class AgentUsageView(APIView):
     permission_classes = [RolePermission]
 
     @extend_schema(
-        parameters=[_choice_parameter("period", selectors.PERIODS, "month")], responses=AgentUsageSerializer
+        parameters=[_choice_parameter("period", sql.PERIODS, "month")], responses=AgentUsageSerializer
     )
     def get(self, request, agent_id: str):
-        period = choice_param(request, "period", selectors.PERIODS, default="month")
+        period = choice_param(request, "period", sql.PERIODS, default="month")
         organization_id = request.user.organization_id
-        known, name = selectors.usage_agent_lookup(organization_id=organization_id, agent_id=agent_id)
+        known, name = usage.usage_agent_lookup(organization_id=organization_id, agent_id=agent_id)
         if not known:
             raise NotFound()
-        usage = selectors.usage_for_agent(
+        summary = usage.usage_for_agent(
             organization_id=organization_id, agent_id=agent_id, name=name, period=period
         )
-        return Response(AgentUsageSerializer(usage).data)
+        return Response(AgentUsageSerializer(summary).data)

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from observability.selectors import PERIODS
+from observability.sql import PERIODS
 from providers.llm import pricing
 from providers.models import APIProviderConfig
 

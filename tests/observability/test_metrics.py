@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from agents.runs import agent_test_run
 from observability import metrics
 from observability.recorder import RunRecorder
-from observability.selectors import METRICS, metric_series, percentile
+from observability.series import METRICS, metric_series
+from observability.sql import percentile
 from providers.gateway import StudioGateway
 from providers.llm.types import CompletionRequest, LLMCall, LLMError, Message
 from tests.agents.agent_configs import support_yaml

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from observability.management.commands import prune_runs
 from observability.models import Run, RunEvent, Span, UsageDailyRollup
-from observability.selectors import usage_for_agent, usage_summary
+from observability.usage import usage_for_agent, usage_summary
 from tests.agents.factories import make_agent
 from tests.observability.factories import event, run, save, span
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from observability.models import UsageDailyRollup
-from observability.selectors import period_window
+from observability.sql import period_window
 from tests.agents.factories import make_agent
 from tests.api_cases import APIResourceCases, Call
 from tests.observability.factories import run, save

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from observability.models import AuditLog, Run, Span
-from observability.selectors import period_window
+from observability.sql import period_window
 from providers.budgets import current_month
 from providers.crypto import decrypt_secret
 from providers.models import APIProviderConfig, BudgetCounter

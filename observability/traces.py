@@ -1,0 +1,58 @@
+"""Reads of traces: runs with their span trees."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import (
+    Count,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
+
+from observability.models import Run, Span
+
+# Traces ---------------------------------------------------------------------------------------------
+
+
+def trace_list(*, organization_id: str) -> QuerySet[Run]:
+    """The organization's runs, newest first, each annotated with `span_count` (a correlated
+    subquery, evaluated only for the rows of the page)."""
+    spans = (
+        Span.objects.filter(run_id=OuterRef("pk"))
+        .order_by()
+        .values("run_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return (
+        Run.objects.filter(organization_id=organization_id)
+        .annotate(span_count=Coalesce(Subquery(spans, output_field=IntegerField()), 0))
+        .order_by("-created_at", "-id")
+    )
+
+
+def trace_get(*, organization_id: str, run_id: str) -> tuple[Run, list[Span]] | None:
+    """The run and the roots of its span tree (two queries), or None when it is not the
+    organization's. Every span carries its children, in start order, as `tree_children`."""
+    run = Run.objects.filter(organization_id=organization_id, pk=run_id).first()
+    if run is None:
+        return None
+    return run, span_tree(Span.objects.filter(run_id=run.pk).order_by("started_at", "id"))
+
+
+def span_tree(spans: Iterable[Span]) -> list[Span]:
+    """Nests spans under their parents (`tree_children`), keeping the order they come in. A span
+    whose parent is missing becomes a root rather than disappearing."""
+    spans = list(spans)
+    by_id = {span.pk: span for span in spans}
+    roots = []
+    for span in spans:
+        span.tree_children = []
+    for span in spans:
+        parent = by_id.get(span.parent_id) if span.parent_id else None
+        (parent.tree_children if parent is not None else roots).append(span)
+    return roots
