@@ -39,3 +39,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/agent_runtime.py
 	$(BIN)/python benchmarks/orchestration_engine.py
 	$(BIN)/python -m benchmarks.deployment_endpoint
+	$(BIN)/python -m benchmarks.request_cost
