@@ -49,7 +49,7 @@ class Command(BaseCommand):
             workers=workers,
             loop="uvloop",
             http="httptools",
-            ws="websockets",
+            ws="websockets-sansio",
             lifespan="on",
             # The app bounds frames itself, with an error frame first (studio.websocket).
             ws_max_size=max(16 * 1024 * 1024, 2 * settings.MAX_REQUEST_BODY_BYTES),
