@@ -29,25 +29,26 @@ from studio.routing import websocket_urlpatterns  # noqa: E402
 from studio.websocket import JWTAuthMiddleware, OriginCheck  # noqa: E402
 
 
-def _on_server_loop() -> None:
-    """Tells the engine which event loop is the server's (see providers.aio) and starts the
-    process's periodic work on it (each once per loop)."""
+def _server_started() -> None:
+    """Once the server's loop runs: tells the engine which loop is the server's (see providers.aio)
+    and starts the process's periodic work on it (the reaper)."""
     mark_server_loop()
     reaping_start()
 
 
 def serving(app):
     async def asgi(scope, receive, send):
-        _on_server_loop()
         if scope["type"] == "lifespan":
+            _server_started()
             return await _lifespan(receive, send)
+        mark_server_loop()
         return await app(scope, receive, send)
 
     return asgi
 
 
 async def _lifespan(receive, send) -> None:
-    """ASGI lifespan (uvicorn, granian): the periodic work started above, before any request."""
+    """ASGI lifespan (uvicorn, granian): the periodic work is started before any request."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -71,4 +72,4 @@ application = serving(
 # daphne speaks no lifespan: start the periodic work on its loop as soon as it runs, so that a
 # process nobody has called yet reaps too.
 if (daphne_server := sys.modules.get("daphne.server")) is not None:
-    daphne_server.twisted_loop.call_soon(_on_server_loop)
+    daphne_server.twisted_loop.call_soon(_server_started)
