@@ -207,7 +207,7 @@ def _sequence(member, *, latency_ms):
 
 
 async def test_a_disconnected_client_reconnects_and_follows_the_rest_of_the_run_live(member):
-    orchestration = await sync_to_async(_sequence)(member, latency_ms=200)
+    orchestration = await sync_to_async(_sequence)(member, latency_ms=1000)
     communicator, _, _ = await connect(f"/api/orchestrations/{orchestration.pk}/stream", member)
     await communicator.send_json_to({"type": "execute", "input": {"text": "Write it"}})
     seen = [await communicator.receive_json_from() for _ in range(3)]
