@@ -123,6 +123,9 @@ class Run(models.Model):
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    # Executions of the run so far: 1 once started, one more each time it resumes after its process
+    # died (observability.replay); past settings.RUN_MAX_ATTEMPTS it fails instead.
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -175,6 +178,11 @@ class Span(models.Model):
     # An llm call's budget reservations, [[counter id, amount], ...], held while the span is open:
     # if the process dies before the call settles, the reaper releases them from here.
     budget_holds = models.JSONField(default=list, blank=True)
+    # Where a pattern step or an agent call stands in its run, the same on every execution of the
+    # run (e.g. "2.fan_out/1:<digest>#0"), and what a keyed agent call answered: a resumed run
+    # answers the calls it finds recorded here instead of making them again (observability.replay).
+    call_key = models.CharField(max_length=200, blank=True)
+    output = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["started_at", "id"]
