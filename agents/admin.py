@@ -1,8 +1,11 @@
+import json
+
 from django import forms
 from django.contrib import admin
 
 from agents import services
-from agents.models import Agent, AgentVersion
+from agents.mcp_tools import mcp_url_problem
+from agents.models import Agent, AgentVersion, McpServer
 from agents.runtime.validation import ConfigError
 from studio.admin import AuditedAdmin
 
@@ -95,6 +98,83 @@ class AgentAdmin(AuditedAdmin, admin.ModelAdmin):
             agent=fresh,
             change_summary=form.cleaned_data.get("change_summary") or None,
             **fields,
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class McpServerAdminForm(forms.ModelForm):
+    """The stored headers are never shown; new ones (a JSON object) replace them all."""
+
+    new_headers = forms.CharField(
+        label="New auth headers",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text='A JSON object such as {"Authorization": "Bearer ..."}; leave empty to keep the '
+        "current headers. Stored encrypted and never shown again.",
+    )
+
+    class Meta:
+        model = McpServer
+        fields = ["name", "url", "allowed_tools"]  # never headers_encrypted
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        problem = mcp_url_problem(url) if url != self.instance.url else None
+        if problem is not None:
+            raise forms.ValidationError(problem)
+        return url
+
+    def clean_allowed_tools(self):
+        tools = self.cleaned_data["allowed_tools"]
+        if tools is not None and not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
+            raise forms.ValidationError("A JSON list of tool names, or null for every tool.")
+        return tools
+
+    def clean_new_headers(self):
+        text = self.cleaned_data["new_headers"]
+        if not text:
+            return None
+        try:
+            headers = json.loads(text)
+        except ValueError:
+            raise forms.ValidationError("Not JSON.") from None
+        if not isinstance(headers, dict) or not all(
+            isinstance(name, str) and isinstance(value, str) for name, value in headers.items()
+        ):
+            raise forms.ValidationError('A JSON object of header names and values: {"name": "value"}.')
+        return headers
+
+
+@admin.register(McpServer)
+class McpServerAdmin(AuditedAdmin, admin.ModelAdmin):
+    """Operators inspect and correct MCP servers; a change goes through `mcp_server_update` (URL
+    rules, encrypted headers, audit row without the values). Servers are added and removed through
+    the API, where an organization and the in-use rule apply."""
+
+    form = McpServerAdminForm
+    list_display = ["name", "organization", "url", "updated_at"]
+    list_filter = ["organization"]
+    list_select_related = ["organization"]
+    search_fields = ["id", "name", "url", "organization__name"]
+    readonly_fields = ["id", "organization", "headers_hint", "created_by", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["id", "organization", "name", "url", "allowed_tools"]}),
+        ("Auth headers", {"fields": ["headers_hint", "new_headers"]}),
+        ("History", {"fields": ["created_by", "created_at", "updated_at"]}),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        fields = {
+            name: form.cleaned_data[name] for name in form.changed_data if name in services.MCP_SERVER_FIELDS
+        }
+        headers = form.cleaned_data.get("new_headers")
+        services.mcp_server_update(
+            actor=request.user, server=McpServer.objects.get(pk=obj.pk), headers=headers, **fields
         )
 
     def has_add_permission(self, request):

@@ -224,12 +224,12 @@ def _studio_settings(config: Mapping[str, Any]) -> str:
     tools = config.get("tools") or []
     if tools:
         entries = "".join(
-            f"    {{'agent_id': {_py(tool['agent_id'])}, 'description': {_py(tool.get('description'))}}},\n"
-            for tool in tools
+            f"    {_py({key: tool[key] for key in _TOOL_KEY_ORDER if key in tool})},\n" for tool in tools
         )
         source += (
-            "\n# Tools of the react strategy: other Kaizen Studio agents, offered to the model as\n"
-            "# functions (export them as well to wire them up as Kaizen tools).\n"
+            "\n# Tools of the react strategy: other Kaizen Studio agents and tools of the\n"
+            "# organization's MCP servers, offered to the model as functions (export the agents as\n"
+            "# well to wire them up as Kaizen tools).\n"
             f"TOOLS = [\n{entries}]\n"
         )
     return source
@@ -268,6 +268,10 @@ def _run_example(inputs: list[Mapping[str, Any]]) -> str:
             value = _EXAMPLES[field["type"]]
         arguments.append(f"{field['name']}={_py(value)}")
     return f'if __name__ == "__main__":\n    result = agent.run({", ".join(arguments)})\n    print(result)\n'
+
+
+# The schema's order (PostgreSQL's jsonb keeps its own), so the export is the same on every database.
+_TOOL_KEY_ORDER = ("agent_id", "mcp_server", "tool", "description", "requires_approval")
 
 
 def _py(value: Any) -> str:

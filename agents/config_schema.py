@@ -25,6 +25,9 @@ MAX_MOCK_RESPONSES = 100
 
 _PROVIDER_ID = re.compile(r"prov-[0-9a-f]{32}")
 _AGENT_ID = re.compile(r"agent-[0-9a-f]{32}")
+_MCP_SERVER_ID = re.compile(r"mcps-[0-9a-f]{32}")
+# What MCP allows in a tool name (1 to 128 of letters, digits, `_`, `-`, `.`, `/`).
+MCP_TOOL_NAME = re.compile(r"[A-Za-z0-9_./-]{1,128}")
 
 Check = Callable[[Any, str, Errors], Any]
 
@@ -227,13 +230,34 @@ _TOOL_KEYS = {
     "agent_id": _Key(_pattern(_AGENT_ID, "'agent-' followed by 32 hex characters")),
     "description": _Key(_string(max_length=2000), None),
 }
+_MCP_TOOL_KEYS = {
+    "mcp_server": _Key(_pattern(_MCP_SERVER_ID, "'mcps-' followed by 32 hex characters")),
+    "tool": _Key(_pattern(MCP_TOOL_NAME, "an MCP tool name (letters, digits, _ - . /, at most 128)")),
+    "description": _Key(_string(max_length=2000), None),
+    "requires_approval": _Key(_boolean, False),
+}
+_AGENT_TOOL = _mapping(_TOOL_KEYS)
+_MCP_TOOL = _mapping(_MCP_TOOL_KEYS)
+
+
+def _tool(value: Any, path: str, errors: Errors) -> dict[str, Any] | None:
+    """A react tool: another agent (`agent_id`) or a tool of an MCP server (`mcp_server` + `tool`)."""
+    if isinstance(value, dict) and "mcp_server" in value:
+        return _MCP_TOOL(value, path, errors)
+    if isinstance(value, dict) and "agent_id" in value:
+        return _AGENT_TOOL(value, path, errors)
+    got = "a mapping with neither agent_id nor mcp_server" if isinstance(value, dict) else json_kind(value)
+    return _fail(
+        errors, path, f"must be {{agent_id: agent-...}} or {{mcp_server: mcps-..., tool: NAME}}, got {got}"
+    )
+
 
 _AGENT_CONFIG = _mapping(
     {
         "signature": _Key(_mapping(_SIGNATURE_KEYS)),
         "provider": _Key(_mapping(_PROVIDER_KEYS)),
         "config": _Key(_mapping(_CONFIG_KEYS), {}),
-        "tools": _Key(_list(_mapping(_TOOL_KEYS), max_items=MAX_TOOLS), []),
+        "tools": _Key(_list(_tool, max_items=MAX_TOOLS), []),
     }
 )
 
@@ -265,6 +289,7 @@ def _check_cross_field_rules(config: dict[str, Any], errors: Errors) -> None:
         signature.get("outputs"), "name", what="output name", path="signature.outputs", errors=errors
     )
     _check_unique(config.get("tools"), "agent_id", what="tool", path="tools", errors=errors)
+    _check_unique_mcp_tools(config.get("tools") or [], errors)
     if provider.get("provider") not in (None, "mock"):
         for key in _MOCK_ONLY_KEYS:
             if key in provider:
@@ -276,6 +301,17 @@ def _check_cross_field_rules(config: dict[str, Any], errors: Errors) -> None:
             if (field or {}).get("name") == REASONING_FIELD_NAME:
                 message = f"{REASONING_FIELD_NAME!r} is reserved by the chain_of_thought strategy"
                 _fail(errors, f"signature.outputs[{index}].name", message)
+
+
+def _check_unique_mcp_tools(tools: list[Any], errors: Errors) -> None:
+    seen: set[tuple[str, str]] = set()
+    for index, entry in enumerate(tools):
+        if not entry or "mcp_server" not in entry:
+            continue
+        key = (entry.get("mcp_server"), entry.get("tool"))
+        if key in seen:
+            _fail(errors, f"tools[{index}].tool", f"duplicate tool {key[1]!r} of {key[0]!r}")
+        seen.add(key)
 
 
 def _check_provider_exists(

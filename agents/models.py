@@ -77,3 +77,40 @@ class AgentVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent_id}@{self.version}"
+
+
+class McpServer(models.Model):
+    """An MCP server (streamable HTTP) an organization's react agents may call tools of.
+
+    Its auth headers are stored encrypted (MultiFernet, like provider keys) and never shown: reads
+    get `headers_hint` (each header's name and the last four characters of its value). Like a
+    provider key, they are sent only to the origin of the URL they were given with
+    (`headers_origin`). `allowed_tools` (null: all) limits which of the server's tools agents see."""
+
+    id = PrefixedIdField("mcps")
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=120)
+    url = models.CharField(max_length=500)
+    headers_encrypted = models.TextField(blank=True)
+    headers_hint = models.JSONField(default=list, blank=True)
+    headers_origin = models.CharField(
+        max_length=520, blank=True, help_text="scheme://host:port of the URL the headers were given with."
+    )
+    allowed_tools = models.JSONField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="mcp_server_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def allows(self, tool: str) -> bool:
+        return self.allowed_tools is None or tool in self.allowed_tools

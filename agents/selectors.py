@@ -6,7 +6,7 @@ from django.apps import apps
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from agents.models import Agent, AgentVersion
+from agents.models import Agent, AgentVersion, McpServer
 from providers.gateway import provider_config_resolve
 from providers.llm.types import ProviderNotConfigured
 
@@ -64,3 +64,23 @@ def agent_provider_base_url(*, user, agent: Agent) -> str | None:
     except ProviderNotConfigured:
         return None
     return (config.api_base_url or None) if config is not None else None
+
+
+def mcp_server_list(*, user) -> QuerySet[McpServer]:
+    """The MCP servers of the user's organization, by name."""
+    return McpServer.objects.filter(organization_id=user.organization_id)
+
+
+def mcp_server_dependents(*, server: McpServer) -> list[str]:
+    """The names of the organization's agents whose tools name the server."""
+    agents = Agent.objects.filter(organization_id=server.organization_id)
+    if connection.features.supports_json_field_contains:
+        return list(
+            agents.filter(config__tools__contains=[{"mcp_server": server.pk}]).values_list("name", flat=True)
+        )
+    # SQLite has no JSON containment: scan the organization's agents' tool lists.
+    return [
+        name
+        for name, config in agents.values_list("name", "config")
+        if any(tool.get("mcp_server") == server.pk for tool in (config or {}).get("tools") or [])
+    ]

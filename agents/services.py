@@ -15,12 +15,14 @@ from typing import Any
 from django.db import transaction
 
 from agents.config_schema import parse_agent_config, version_bump
-from agents.models import Agent, AgentVersion
+from agents.mcp_tools import headers_sealed, mcp_url_problem
+from agents.models import Agent, AgentVersion, McpServer
 from agents.runtime.validation import ConfigError
-from agents.selectors import agent_dependents, agent_version_list
+from agents.selectors import agent_dependents, agent_version_list, mcp_server_dependents
 from agents.versions import clip_summary, describe_change, next_version
 from providers.gateway import provider_config_resolve
 from providers.llm.types import ProviderNotConfigured
+from providers.llm.urlsafety import url_origin
 from studio.api.errors import ApiError
 from studio.audit import audit_record
 from studio.changes import apply_changes
@@ -37,8 +39,9 @@ def agent_config_parse(
     """Parses and validates an agent config YAML for an organization; raises ConfigError.
 
     Beyond the schema: `provider.provider_id` must be an active config of that kind in the
-    organization, org-wide or `user`'s own, and every `tools[].agent_id` an agent of the same
-    organization other than `agent` itself."""
+    organization, org-wide or `user`'s own, every `tools[].agent_id` an agent of the same
+    organization other than `agent` itself, and every `tools[].mcp_server` an MCP server of the
+    organization that allows `tools[].tool`."""
 
     def provider_exists(kind: str, provider_id: str) -> bool:
         try:
@@ -60,19 +63,56 @@ def agent_config_parse(
 def _check_tools(tools: list[dict[str, Any]], *, organization_id: str, agent: Agent | None) -> None:
     if not tools:
         return
-    wanted = [tool["agent_id"] for tool in tools]
+    errors = [
+        *_agent_tool_errors(tools, organization_id=organization_id, agent=agent),
+        *_mcp_tool_errors(tools, organization_id=organization_id),
+    ]
+    if errors:
+        raise ConfigError(sorted(errors, key=lambda item: item["path"]))
+
+
+def _agent_tool_errors(tools: list[dict[str, Any]], *, organization_id: str, agent: Agent | None) -> list:
+    wanted = {index: tool["agent_id"] for index, tool in enumerate(tools) if "agent_id" in tool}
     known = set(
-        Agent.objects.filter(organization_id=organization_id, pk__in=wanted).values_list("pk", flat=True)
+        Agent.objects.filter(organization_id=organization_id, pk__in=wanted.values()).values_list(
+            "pk", flat=True
+        )
     )
     errors = []
-    for index, agent_id in enumerate(wanted):
+    for index, agent_id in wanted.items():
         path = f"tools[{index}].agent_id"
         if agent is not None and agent_id == agent.pk:
             errors.append({"path": path, "message": "an agent cannot be its own tool"})
         elif agent_id not in known:
             errors.append({"path": path, "message": f"no agent {agent_id!r} in this organization"})
-    if errors:
-        raise ConfigError(errors)
+    return errors
+
+
+def _mcp_tool_errors(tools: list[dict[str, Any]], *, organization_id: str) -> list:
+    """An MCP entry's server must be one of the organization's, and its tool within the server's
+    allow-list when it has one. (The live server is not asked at save time: it may be down, and
+    a tool it drops later is reported to the model when called.)"""
+    wanted = {index: tool for index, tool in enumerate(tools) if "mcp_server" in tool}
+    servers = {
+        server.pk: server
+        for server in McpServer.objects.filter(
+            organization_id=organization_id, pk__in={tool["mcp_server"] for tool in wanted.values()}
+        )
+    }
+    errors = []
+    for index, tool in wanted.items():
+        server = servers.get(tool["mcp_server"])
+        if server is None:
+            message = f"no MCP server {tool['mcp_server']!r} in this organization"
+            errors.append({"path": f"tools[{index}].mcp_server", "message": message})
+        elif not server.allows(tool["tool"]):
+            allowed = ", ".join(server.allowed_tools) or "none"
+            message = (
+                f"the MCP server {server.name!r} does not allow the tool {tool['tool']!r} "
+                f"(allowed: {allowed})"
+            )
+            errors.append({"path": f"tools[{index}].tool", "message": message})
+    return errors
 
 
 def invalid_config(error: ConfigError, *, subject: str = "agent") -> ApiError:
@@ -261,3 +301,132 @@ def _change(
             changes={**changes, **noted},
         )
     return agent
+
+
+# --- MCP servers ---------------------------------------------------------------------------------
+
+MCP_SERVER_FIELDS = ("name", "url", "allowed_tools")
+
+
+def _require_safe_url(url: str) -> None:
+    problem = mcp_url_problem(url)
+    if problem is not None:
+        raise ApiError(400, "unsafe_url", f"{problem}.", fields={"url": [problem]})
+
+
+def _require_free_name(*, organization_id: str, name: str, server: McpServer | None = None) -> None:
+    taken = McpServer.objects.filter(organization_id=organization_id, name=name)
+    if server is not None:
+        taken = taken.exclude(pk=server.pk)
+    if taken.exists():
+        message = f"An MCP server named {name!r} already exists in this organization."
+        raise ApiError(400, "validation_error", message, fields={"name": [message]})
+
+
+def _mcp_audited(server: McpServer) -> dict[str, Any]:
+    # Header names and hints only: the values never leave the encrypted column.
+    return {
+        "name": server.name,
+        "url": server.url,
+        "headers": [header["name"] for header in server.headers_hint],
+        "allowed_tools": server.allowed_tools,
+    }
+
+
+def mcp_server_create(
+    *,
+    actor,
+    name: str,
+    url: str,
+    headers: dict[str, str] | None = None,
+    allowed_tools: list[str] | None = None,
+) -> McpServer:
+    """Stores an MCP server of the actor's organization after checking its URL (the provider URL
+    rules); its headers are stored encrypted, for the origin of this URL only."""
+    _require_safe_url(url)
+    _require_free_name(organization_id=actor.organization_id, name=name)
+    encrypted, hint = headers_sealed(headers or {})
+    server = McpServer(
+        organization_id=actor.organization_id,
+        name=name,
+        url=url,
+        headers_encrypted=encrypted,
+        headers_hint=hint,
+        headers_origin=url_origin(url) if encrypted else "",
+        allowed_tools=allowed_tools,
+        created_by=actor,
+    )
+    with transaction.atomic():
+        server.save(force_insert=True)
+        audit_record(
+            actor=actor,
+            organization_id=server.organization_id,
+            operation="create",
+            instance=server,
+            changes=_mcp_audited(server),
+        )
+    return server
+
+
+def mcp_server_update(
+    *, actor, server: McpServer, headers: dict[str, str] | None = None, **fields
+) -> McpServer:
+    """Changes an MCP server. `headers` replaces every header ({} removes them). Pointing the URL at
+    another origin while headers are stored needs them again in the same request."""
+    unknown = set(fields) - set(MCP_SERVER_FIELDS)
+    if unknown:
+        raise TypeError(f"mcp_server_update() cannot change {', '.join(sorted(unknown))}")
+    url = fields.get("url", server.url)
+    if "url" in fields:
+        _require_safe_url(url)
+    if "name" in fields:
+        _require_free_name(organization_id=server.organization_id, name=fields["name"], server=server)
+    if headers is None and server.headers_encrypted and url_origin(url) != server.headers_origin:
+        message = "Changing the scheme, host or port of the URL needs the headers in the same request."
+        raise ApiError(
+            400, "headers_required", message, fields={"headers": ["Required to change where they are sent."]}
+        )
+    if headers is not None:
+        encrypted, hint = headers_sealed(headers)
+        fields.update(
+            headers_encrypted=encrypted,
+            headers_hint=hint,
+            headers_origin=url_origin(url) if encrypted else "",
+        )
+    with transaction.atomic():
+        server = McpServer.objects.select_for_update().get(pk=server.pk)
+        before = _mcp_audited(server)
+        changes = apply_changes(server, fields)
+        if changes:
+            after = _mcp_audited(server)
+            audit_record(
+                actor=actor,
+                organization_id=server.organization_id,
+                operation="update",
+                instance=server,
+                changes={key: after[key] for key in after if after[key] != before[key]}
+                | ({"headers_replaced": True} if "headers_encrypted" in changes else {}),
+            )
+    return server
+
+
+def mcp_server_delete(*, actor, server: McpServer) -> None:
+    """Deletes an MCP server; refused (409 `mcp_server_in_use`) while an agent's tools name it."""
+    with transaction.atomic():
+        users = mcp_server_dependents(server=server)
+        if users:
+            shown = ", ".join(repr(name) for name in users[:5]) + (
+                f" and {len(users) - 5} more" if len(users) > 5 else ""
+            )
+            message = (
+                f"The MCP server is still a tool source of the agents {shown}; remove it from them first."
+            )
+            raise ApiError(409, "mcp_server_in_use", message)
+        audit_record(
+            actor=actor,
+            organization_id=server.organization_id,
+            operation="delete",
+            instance=server,
+            changes=_mcp_audited(server),
+        )
+        server.delete()

@@ -76,9 +76,14 @@ def _value_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return [f"{key} {old.get(key)} -> {new.get(key)}" for key in keys if old.get(key) != new.get(key)]
 
 
+def _tool_key(tool: Mapping[str, Any]) -> str:
+    """An agent tool by its agent id, an MCP tool as `server/tool`."""
+    return tool["agent_id"] if "agent_id" in tool else f"{tool['mcp_server']}/{tool['tool']}"
+
+
 def _tool_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
-    before = {tool["agent_id"]: tool for tool in old}
-    after = {tool["agent_id"]: tool for tool in new}
+    before = {_tool_key(tool): tool for tool in old}
+    after = {_tool_key(tool): tool for tool in new}
     found = []
     for verb, ids in (
         ("added", [agent_id for agent_id in after if agent_id not in before]),

@@ -10,6 +10,7 @@ api_patterns = [
     path("", include("providers.api.urls")),
     path("", include("agents.api.urls")),
     path("", include("agents.api.runtime_urls")),
+    path("tools/", include("agents.api.tools_urls")),
     path("", include("orchestrations.api.urls")),
     path("", include("deployments.api.urls")),
     path("", include("templates.api.urls")),

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from agents.runtime.tool_sources import McpToolCaller
 from agents.runtime.types import AgentResult, AgentSpec, RunAgent
 from providers.llm.types import (
     Completion,
@@ -42,11 +43,13 @@ class Execution:
         run_tool: RunAgent,
         stream: bool,
         deadline: float,
+        mcp: McpToolCaller | None = None,
     ):
         self.spec = spec
         self.span_id = span_id
         self.recorder = recorder
         self.run_tool = run_tool  # runs a tool agent under a given parent span
+        self.mcp = mcp  # lists and calls the MCP tools of the run's organization
         self.turns = 0
         self.input_tokens = 0
         self.output_tokens = 0

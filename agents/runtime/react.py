@@ -1,4 +1,8 @@
-"""The react strategy: tool agents offered as functions through native tool calling."""
+"""The react strategy: tool agents and MCP tools offered as functions through native tool calling.
+
+Every call the model makes is a `tool` span (its arguments and result, redacted by the MCP caller)
+between `tool.started` and `tool.completed` / `tool.failed` events. A tool that fails answers the
+model with a tool error, and the run goes on; only the run's own limits (deadline, budget) end it."""
 
 from __future__ import annotations
 
@@ -13,11 +17,26 @@ from agents.runtime.execution import Execution
 from agents.runtime.prompt import final_answer_request, opening_messages, output_fields
 from agents.runtime.schema import signature_json_schema
 from agents.runtime.structured import Outcome, accept_or_repair, ask_for_fields
-from agents.runtime.types import AgentError, AgentSpec
+from agents.runtime.tool_sources import (
+    McpToolCaller,
+    McpToolError,
+    McpToolInfo,
+    McpToolRef,
+    mcp_tool_refs,
+)
+from agents.runtime.types import AgentSpec
 from providers.llm.types import Message, ToolCall, ToolSpec
-from studio.errors import internal_error
+from studio.errors import CodedError, internal_error
 
 _MAX_TOOL_NAME = 64  # the common limit of provider function names
+_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what every provider accepts as a function name
+# Offered when a server could not list its tools: the call itself then reports why.
+_ANY_ARGUMENTS = {"type": "object", "additionalProperties": True}
+# Approvals (issue 15, item 3) do not exist yet: such a tool is never called silently.
+APPROVAL_UNAVAILABLE = (
+    "approval_unavailable",
+    "this tool requires a person's approval, and approvals are not available yet; it was not called",
+)
 
 
 @dataclass(frozen=True)
@@ -36,20 +55,23 @@ tool_call_limits = ToolCallLimits()
 
 @dataclass(frozen=True)
 class Tool:
-    """A tool agent and the function it is offered to the model as."""
+    """A function offered to the model and what it runs: a tool agent or an MCP tool."""
 
     function: ToolSpec
-    agent: AgentSpec
+    agent: AgentSpec | None = None
+    mcp: McpToolRef | None = None
 
 
 async def react(execution: Execution, inputs: Mapping[str, object]) -> Outcome:
-    """Up to `max_steps` rounds of tool calls, each run as a tool agent (within `tool_call_limits`),
+    """Up to `max_steps` rounds of tool calls, each run as a tool agent or an MCP tool (within
+    `tool_call_limits`),
     until the model answers without tools; then (or after the last step or the last tool call
     allowed, asked once more without tools) the answer is parsed."""
     spec = execution.spec
     limits = tool_call_limits
     fields = output_fields(spec)
     tools = offered_tools(spec)
+    tools |= await offered_mcp_tools(spec, execution.mcp, taken=tools.keys())
     functions = [tool.function for tool in tools.values()]
     schema = signature_json_schema(fields)
     messages = opening_messages(spec, fields, inputs)
@@ -86,7 +108,9 @@ def _refused_tool_call(call: ToolCall, limits: ToolCallLimits) -> Message:
 def offered_tools(spec: AgentSpec) -> dict[str, Tool]:
     """The spec's tool agents by function name; the description is the config's override, else the
     tool agent's own description; the parameters are the JSON Schema of its inputs."""
-    overrides = {entry["agent_id"]: entry.get("description") for entry in spec.settings.tools}
+    overrides = {
+        entry["agent_id"]: entry.get("description") for entry in spec.settings.tools if "agent_id" in entry
+    }
     tools: dict[str, Tool] = {}
     for agent in spec.tools:
         name = tool_name(agent.name, taken=tools.keys())
@@ -94,6 +118,49 @@ def offered_tools(spec: AgentSpec) -> dict[str, Tool]:
         parameters = signature_json_schema(agent.settings.signature.inputs)
         tools[name] = Tool(ToolSpec(name, description, parameters), agent)
     return tools
+
+
+async def offered_mcp_tools(
+    spec: AgentSpec, caller: McpToolCaller | None, *, taken: Collection[str] = ()
+) -> dict[str, Tool]:
+    """The spec's MCP tools by function name, with the input schemas their servers list (each server
+    asked once, concurrently). A server that cannot list them still gets its tools offered, with
+    any arguments: calling one then tells the model why it failed."""
+    refs = mcp_tool_refs(spec.settings.tools)
+    if not refs:
+        return {}
+    servers = list(dict.fromkeys(ref.server_id for ref in refs))
+    listings = await asyncio.gather(*(_listing(caller, server_id) for server_id in servers))
+    listed = dict(zip(servers, listings, strict=True))
+    tools: dict[str, Tool] = {}
+    for ref in refs:
+        info = listed[ref.server_id].get(ref.tool)
+        name = function_name(ref.tool, taken=[*taken, *tools])
+        description = ref.description or (info.description if info else "") or f"The MCP tool {ref.tool!r}."
+        parameters = info.input_schema if info else _ANY_ARGUMENTS
+        tools[name] = Tool(ToolSpec(name, description, parameters), mcp=ref)
+    return tools
+
+
+async def _listing(caller: McpToolCaller | None, server_id: str) -> dict[str, McpToolInfo]:
+    if caller is None:
+        return {}
+    try:
+        return {info.name: info for info in await caller.list_tools(server_id)}
+    except CodedError:
+        return {}
+
+
+def function_name(name: str, *, taken: Collection[str] = ()) -> str:
+    """An MCP tool's name as a function name: kept when every provider accepts it and it is free,
+    else made so (`weather.today` -> `weather_today`, `search` taken -> `search_2`)."""
+    if _FUNCTION_NAME.fullmatch(name) and name not in taken and name != "output":
+        return name
+    base = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[: _MAX_TOOL_NAME - 4] or "tool"
+    candidate, suffix = base, 2
+    while candidate in taken or candidate == "output":  # `output`: the structured answer's name
+        candidate, suffix = f"{base}_{suffix}", suffix + 1
+    return candidate
 
 
 def tool_name(agent_name: str, *, taken: Collection[str] = ()) -> str:
@@ -126,40 +193,85 @@ async def _answer_tool_call(execution: Execution, tools: Mapping[str, Tool], cal
 
 
 async def _run_tool(execution: Execution, tool: Tool, call: ToolCall) -> str:
-    """Runs the tool agent under a `tool` span; its failure goes back to the model as an error."""
+    """Runs the tool under a `tool` span between `tool.*` events; its failure goes back to the model
+    as an error (the run's own deadline and cancellation still end the run)."""
     recorder = execution.recorder
-    span_id = await recorder.span_open(
-        kind="tool",
-        name=tool.function.name,
-        parent_id=execution.span_id,
-        agent_id=tool.agent.agent_id,
-        attributes={"tool_call_id": call.id, "arguments": dict(call.arguments)},
-    )
-    try:
-        result = await execution.run_tool(tool.agent, call.arguments, span_id)
-    except AgentError as error:
-        await recorder.span_close(
-            span_id, status="failed", error=error.message, attributes={"code": error.code}
+    agent_id = execution.spec.agent_id
+    about = _tool_about(tool, call)
+    arguments = _redacted(execution, dict(call.arguments))
+    async with recorder.batch():
+        span_id = await recorder.span_open(
+            kind="tool",
+            name=tool.function.name,
+            parent_id=execution.span_id,
+            agent_id=tool.agent.agent_id if tool.agent is not None else None,
+            attributes={**about, "arguments": arguments},
         )
+        await recorder.emit("tool.started", agent_id=agent_id, data={**about, "arguments": arguments})
+    try:
+        content, usage = await _tool_answer(execution, tool, call, span_id)
+    except CodedError as error:
+        await _tool_failed(execution, span_id, about, error)
         return _error_content(error.code, error.message)
     except asyncio.CancelledError:
         await recorder.span_close(span_id, status="cancelled", error="cancelled")
         raise
     except Exception as exc:
         error = internal_error(exc, what="The tool")
-        await recorder.span_close(
-            span_id, status="failed", error=error.message, attributes={"code": error.code}
-        )
+        await _tool_failed(execution, span_id, about, error)
         raise error from exc
-    execution.add_tool_usage(result)
-    await recorder.span_close(
-        span_id,
-        status="completed",
-        input_tokens=result.input_tokens,
-        output_tokens=result.output_tokens,
-        cost_usd=result.cost_usd,
-    )
-    return json.dumps(result.output, ensure_ascii=False)
+    result = _redacted(execution, content)
+    async with recorder.batch():
+        await recorder.span_close(span_id, status="completed", attributes={"result": result}, **usage)
+        await recorder.emit("tool.completed", agent_id=agent_id, data={**about, "result": result})
+    return content
+
+
+async def _tool_answer(execution: Execution, tool: Tool, call: ToolCall, span_id: str) -> tuple[str, dict]:
+    """What the tool answered (the text the model reads) and its usage (a tool agent's)."""
+    if tool.agent is not None:
+        result = await execution.run_tool(tool.agent, call.arguments, span_id)
+        execution.add_tool_usage(result)
+        usage = {
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "cost_usd": result.cost_usd,
+        }
+        return json.dumps(result.output, ensure_ascii=False), usage
+    ref = tool.mcp
+    if ref.requires_approval:
+        code, message = APPROVAL_UNAVAILABLE
+        raise McpToolError(message, code=code, status=409)
+    if execution.mcp is None:
+        raise McpToolError("MCP tools cannot be called here", code="mcp_unavailable", status=503)
+    output = await execution.mcp.call_tool(ref.server_id, ref.tool, call.arguments)
+    if output.is_error:
+        raise McpToolError(output.text or "the tool reported an error", code="tool_error", status=502)
+    return output.text, {}
+
+
+async def _tool_failed(execution: Execution, span_id: str, about: dict, error: CodedError) -> None:
+    message = _redacted(execution, error.message)
+    async with execution.recorder.batch():
+        await execution.recorder.span_close(
+            span_id, status="failed", error=message, attributes={"code": error.code}
+        )
+        data = {**about, "code": error.code, "message": message}
+        await execution.recorder.emit("tool.failed", agent_id=execution.spec.agent_id, data=data)
+
+
+def _tool_about(tool: Tool, call: ToolCall) -> dict[str, object]:
+    """What a tool span and its events say about the tool: its function, its call and its source."""
+    about: dict[str, object] = {"name": tool.function.name, "tool_call_id": call.id}
+    if tool.mcp is not None:
+        about |= {"source": "mcp", "mcp_server": tool.mcp.server_id, "tool": tool.mcp.tool}
+    else:
+        about |= {"source": "agent", "tool_agent_id": tool.agent.agent_id}
+    return about
+
+
+def _redacted(execution: Execution, value):
+    return execution.mcp.redact(value) if execution.mcp is not None else value
 
 
 def _error_content(code: str, message: str) -> str:

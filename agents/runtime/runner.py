@@ -11,6 +11,7 @@ from agents.runtime.execution import Execution
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.strategies import STRATEGIES
 from agents.runtime.structured import Outcome
+from agents.runtime.tool_sources import McpToolCaller
 from agents.runtime.types import AgentError, AgentResult, AgentSpec, CircuitBreaker, RunAgent
 from providers.llm.types import Gateway, Recorder
 from studio.errors import CodedError, internal_error
@@ -28,10 +29,12 @@ async def run_agent(
     breaker: CircuitBreaker | None = None,
     parent_span_id: str | None = None,
     stream: bool = False,
+    mcp: McpToolCaller | None = None,
 ) -> AgentResult:
     """Runs one agent execution under an `agent` span and returns its output and usage (tool agents
     included); raises AgentError (a CodedError, e.g. an LLMError, keeps its code and status; the
-    deadline is provider_timeout; anything else is internal_error, its detail only in the server log)."""
+    deadline is provider_timeout; anything else is internal_error, its detail only in the server log).
+    `mcp` calls the MCP tools of a react agent (and of its tool agents)."""
     started = time.perf_counter()
     async with recorder.batch():  # the span and the first event: one write
         span_id = await recorder.span_open(
@@ -53,9 +56,10 @@ async def run_agent(
         span_id=span_id,
         gateway=gateway,
         recorder=recorder,
-        run_tool=bind_run_agent(gateway=gateway, recorder=recorder, breaker=breaker),
+        run_tool=bind_run_agent(gateway=gateway, recorder=recorder, breaker=breaker, mcp=mcp),
         stream=stream,
         deadline=asyncio.get_running_loop().time() + timeout_s,
+        mcp=mcp,
     )
     try:
         outcome = await _execute(execution, inputs, breaker)
@@ -74,7 +78,12 @@ async def run_agent(
 
 
 def bind_run_agent(
-    *, gateway: Gateway, recorder: Recorder, breaker: CircuitBreaker | None = None, stream: bool = False
+    *,
+    gateway: Gateway,
+    recorder: Recorder,
+    breaker: CircuitBreaker | None = None,
+    stream: bool = False,
+    mcp: McpToolCaller | None = None,
 ) -> RunAgent:
     """`run_agent` with its collaborators bound: the RunAgent callable orchestration patterns take."""
 
@@ -87,6 +96,7 @@ def bind_run_agent(
             breaker=breaker,
             parent_span_id=parent_span_id,
             stream=stream,
+            mcp=mcp,
         )
 
     return run
