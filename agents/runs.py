@@ -10,7 +10,6 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from agents.breakers import CacheCircuitBreaker
-from agents.mcp_tools import run_mcp_caller
 from agents.models import Agent
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.runner import run_agent
@@ -24,14 +23,11 @@ MAX_TOOL_DEPTH = 3
 
 
 def agent_spec(agent: Agent, *, depth: int = 0, seen: frozenset[str] = frozenset()) -> AgentSpec:
-    """The runtime's view of an agent, with its tool agents resolved within the organization
-    (bounded depth; an agent never offers itself or an ancestor). Its MCP tools are named by its
-    config (server id and tool) and reached at run time by `run_mcp_caller` of the run."""
+    """The runtime's view of an agent, with its react tools resolved within the organization
+    (bounded depth; an agent never offers itself or an ancestor)."""
     tools: tuple[AgentSpec, ...] = ()
     entries = AgentConfig.from_dict(agent.config).tools
     if entries and depth < MAX_TOOL_DEPTH:
-        # MCP entries stay in the config: the run's MCP caller reaches their servers when it runs.
-        entries = [entry for entry in entries if "agent_id" in entry]
         wanted = [entry["agent_id"] for entry in entries if entry["agent_id"] not in seen | {agent.pk}]
         found = {a.pk: a for a in Agent.objects.filter(organization_id=agent.organization_id, pk__in=wanted)}
         tools = tuple(
@@ -67,7 +63,6 @@ def agent_work(spec: AgentSpec, inputs: Mapping[str, Any], *, stream: bool = Fal
             breaker=CacheCircuitBreaker(),
             parent_span_id=root_span_id,
             stream=stream,
-            mcp=run_mcp_caller(recorder.run),
         )
         return RunOutcome(
             output=result.output,
@@ -93,7 +88,7 @@ async def agent_run_start(
     runs and deployment calls alike. `name` names the root span (default: the agent's name)."""
     work = agent_work(spec, draft.input, stream=stream)
     return await run_start(
-        draft, work, name=name or spec.name, background=background, on_finished=on_finished
+        draft, work, name=name or spec.name, background=background, on_finished=on_finished, stream=stream
     )
 
 

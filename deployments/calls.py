@@ -22,6 +22,7 @@ from deployments.pinning import pinned_of
 from observability import metrics
 from observability.limits import RunLimitReached
 from observability.models import Run
+from observability.queue import finished_hook
 from observability.supervisor import Finished, RunDraft, RunFailed
 from studio.api.ratelimit import window_hit
 from studio.errors import CodedError
@@ -196,5 +197,6 @@ def call_outcome(error: CodedError | None) -> str:
     return _OUTCOMES.get(error.status, "failed")
 
 
+@finished_hook  # applied where the run ends: here, or by the worker with STUDIO_EXECUTION=queue
 def call_finished(channel: str, error: CodedError | None = None) -> None:
     metrics.deployment_request(outcome=call_outcome(error), channel=channel_of(channel))

@@ -159,3 +159,72 @@ def deployment_request(*, outcome: str, channel: str = "api") -> None:
 def rate_limit_rejected(*, scope: str = "deployment") -> None:
     """A rate limit refused a request (scope: deployment or api; anything else counts as "other")."""
     RATE_LIMITED.labels(scope=_known(scope, RATE_LIMIT_SCOPES)).inc()
+
+
+# --- the worker pool (STUDIO_EXECUTION=queue) ----------------------------------------------------
+
+JOB_LATENCY = Histogram(
+    "studio_job_latency_seconds",
+    "Time from a run's job being deferred to a worker starting it (first attempts).",
+    ["queue"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RUN_RESUMES = Counter("studio_run_resumes_total", "Runs resumed by a worker after their execution stopped.")
+RUN_ATTEMPTS = Histogram(
+    "studio_run_attempts",
+    "Executions a queued run took (1: never interrupted), observed as each execution ends.",
+    buckets=(1, 2, 3, 5, 10),
+)
+QUEUES = frozenset({"runs", "maintenance", "webhooks"})
+
+
+def job_started(*, queue: str, latency_s: float) -> None:
+    """A worker started a job `latency_s` after it was deferred."""
+    JOB_LATENCY.labels(queue=_known(queue, QUEUES)).observe(latency_s)
+
+
+def run_resumed() -> None:
+    RUN_RESUMES.inc()
+
+
+def run_attempts(attempt: int) -> None:
+    """An execution of a queued run ended; it was the run's `attempt`-th."""
+    RUN_ATTEMPTS.observe(attempt)
+
+
+class _QueueCollector:
+    """`studio_queue_depth` (jobs waiting) and `studio_jobs_running` (jobs being executed), by
+    queue, read from the job table at each scrape: the pool's values, the same from any process
+    (aggregate them with max, not sum)."""
+
+    def __init__(self, counts):
+        self.counts = counts
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        depth = GaugeMetricFamily("studio_queue_depth", "Jobs waiting, by queue.", labels=["queue"])
+        running = GaugeMetricFamily("studio_jobs_running", "Jobs being executed, by queue.", labels=["queue"])
+        totals = {(queue, status): 0 for queue in ("runs", "maintenance") for status in ("todo", "doing")}
+        try:
+            for row in self.counts():
+                key = (_known(row["queue_name"], QUEUES), row["status"])
+                totals[key] = totals.get(key, 0) + row["jobs"]
+        except Exception:  # the database unreachable: no sample rather than a failed scrape
+            return
+        for (queue, status), jobs in sorted(totals.items()):
+            (depth if status == "todo" else running).add_metric([queue], jobs)
+        yield depth
+        yield running
+
+
+_queue_collector: list[_QueueCollector] = []
+
+
+def queue_gauges_register(counts) -> None:
+    """Exports the queue gauges from `counts()` (rows of queue_name, status, jobs), once per process."""
+    from prometheus_client import REGISTRY
+
+    if not _queue_collector:
+        _queue_collector.append(_QueueCollector(counts))
+        REGISTRY.register(_queue_collector[0])

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, Sum
@@ -41,6 +42,7 @@ STALE_AFTER_S = 3 * HEARTBEAT_INTERVAL_S
 # cancel arriving at another process is passed on through the cache (see `_watch`).
 _active_runs: dict[str, asyncio.Task] = {}  # run id -> the task doing its work
 _cancel_requested: set[str] = set()
+_handing_back: set[str] = set()  # runs whose work stops here to go on elsewhere (`run_hand_back`)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class RunOutcome:
     output_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class RunHandedBack(Exception):  # noqa: N818 (it is no error: the run goes on elsewhere)
+    """Raised by `run_execute` when `run_hand_back` stopped the run's work in this process: the run
+    is `queued` again, unfinished, for a worker to resume."""
 
 
 class RunFailed(CodedError):
@@ -88,12 +95,23 @@ async def run_start(
     name: str,
     background: bool = False,
     on_finished: Finished | None = None,
+    stream: bool = False,
 ) -> tuple[Run, RunOutcome | None]:
     """The one way a run starts, whatever the channel (REST, WebSocket, deployments, MCP): stores
     the draft if its organization is under its cap of runs in progress (RunLimitReached otherwise,
     nothing stored), then executes `work` as the run. Awaited here by default: the finished run and
     its outcome, or RunFailed. With `background`, launched on its own (`launch_run`) and the stored
-    run returned at once (outcome None). Either way `on_finished` learns how the run ended."""
+    run returned at once (outcome None). Either way `on_finished` learns how the run ended.
+
+    With `STUDIO_EXECUTION=queue` the run is a job instead (`observability.queue`): a worker
+    rebuilds `work` from the stored run (`stream`: whether it streams the model's text), and
+    `on_finished` must be a `finished_hook` the worker can apply; awaited, this waits for the
+    run's end and answers the same."""
+    if settings.EXECUTION == "queue":
+        from observability.queue import run_completion, run_enqueue  # it imports this module
+
+        run = await sync_to_async(run_enqueue)(draft, name=name, stream=stream, on_finished=on_finished)
+        return (run, None) if background else await run_completion(run)
     run = await sync_to_async(run_admit)(draft)
     if background:
         launch_run(run, work, name=name, on_finished=on_finished)
@@ -135,6 +153,9 @@ async def run_execute(run: Run, work: Work, *, name: str) -> tuple[Run, RunOutco
     try:
         outcome = await work_task
     except asyncio.CancelledError:
+        if run.pk in _handing_back:
+            await _requeue(run, recorder)
+            raise RunHandedBack(run.pk) from None
         error = {"code": "cancelled", "message": "The run was cancelled."}
         await _finish(run, recorder, root, started, status=Run.Status.CANCELLED, error=error)
         if asyncio.current_task().cancelling():
@@ -143,12 +164,15 @@ async def run_execute(run: Run, work: Work, *, name: str) -> tuple[Run, RunOutco
     except Exception as exc:
         code, message, status = _describe_failure(exc)
         error = {"code": code, "message": message}
-        await _finish(run, recorder, root, started, status=Run.Status.FAILED, error=error)
+        await _finish(
+            run, recorder, root, started, status=Run.Status.FAILED, error=error, http_status=status
+        )
         raise RunFailed(run, code, message, status) from exc
     finally:
         watcher.cancel()
         _active_runs.pop(run.pk, None)
         _cancel_requested.discard(run.pk)
+        _handing_back.discard(run.pk)
     await _finish(run, recorder, root, started, status=Run.Status.COMPLETED, outcome=outcome)
     return run, outcome
 
@@ -162,10 +186,26 @@ def _describe_failure(exc: Exception) -> tuple[str, str, int]:
 
 async def _mark_running(run: Run, recorder: RunRecorder) -> None:
     now = timezone.now()
-    run.status, run.started_at, run.heartbeat_at = Run.Status.RUNNING, now, now
-    await recorder.write(
-        functools.partial(row_update, Run, run.pk, status=run.status, started_at=now, heartbeat_at=now)
-    )
+    run.status, run.started_at, run.heartbeat_at, run.attempts = Run.Status.RUNNING, now, now, 1
+    running = {"status": run.status, "started_at": now, "heartbeat_at": now, "attempts": 1}
+    await recorder.write(functools.partial(row_update, Run, run.pk, **running))
+
+
+async def _requeue(run: Run, recorder: RunRecorder) -> None:
+    """A run handed back: `queued` again, its heartbeat cleared, its spans and events kept."""
+    run.status, run.heartbeat_at = Run.Status.QUEUED, None
+    await recorder.write(functools.partial(row_update, Run, run.pk, status=run.status, heartbeat_at=None))
+
+
+def run_hand_back(run_id: str) -> bool:
+    """Stops the run's work in this process without finishing the run (a worker shutting down):
+    `run_execute` records it `queued` again and raises RunHandedBack. False if it is not here."""
+    task = _active_runs.get(run_id)
+    if task is None:
+        return False
+    _handing_back.add(run_id)
+    task.get_loop().call_soon_threadsafe(task.cancel)
+    return True
 
 
 def launch_run(run: Run, work: Work, *, name: str, on_finished: Finished | None = None) -> asyncio.Task:
@@ -257,8 +297,11 @@ class _CancelPoller:
 _cancel_poller = loop_local(_CancelPoller)
 
 
-async def _finish(run, recorder, root, started, *, status, outcome: RunOutcome | None = None, error=None):
-    """Ends the run, its root span and its event stream together (one transaction)."""
+async def _finish(
+    run, recorder, root, started, *, status, outcome: RunOutcome | None = None, error=None, http_status=None
+):
+    """Ends the run, its root span and its event stream together (one transaction). A failure's
+    event carries the HTTP status of its error, for callers that wait on the event (a queued run)."""
     run.status = status
     run.completed_at = timezone.now()
     run.execution_time_ms = int((time.perf_counter() - started) * 1000)
@@ -292,7 +335,8 @@ async def _finish(run, recorder, root, started, *, status, outcome: RunOutcome |
         if outcome is not None:
             await recorder.emit("run.completed", data={**data, "output": run.output, **outcome.extra})
         else:
-            await recorder.emit("run.failed", data={**data, "error": error})
+            failure = {"http_status": http_status} if http_status else {}
+            await recorder.emit("run.failed", data={**data, "error": error, **failure})
     metrics.run_finished(kind=run.kind, status=status, execution_time_ms=run.execution_time_ms)
 
 
@@ -329,16 +373,20 @@ def runs_active_here() -> frozenset[str]:
     return frozenset(_active_runs)
 
 
-def run_abandon(run: Run) -> None:
-    """Records a run whose process died as failed: its open spans are closed as failed and its
-    totals are those of the calls it did make. Call it inside the transaction that claimed the run
-    (see `providers.reaping`), then announce it with `run_abandoned_announce`."""
+ABANDONED = {"code": "run_abandoned", "message": "The process executing this run stopped."}
+
+
+def run_abandon(run: Run, error: Mapping[str, str] = ABANDONED) -> None:
+    """Records a run whose process died as failed (`error`, by default run_abandoned): its open
+    spans are closed as failed and its totals are those of the calls it did make. Call it inside
+    the transaction that claimed the run (see `providers.reaping`), then announce it with
+    `run_abandoned_announce`."""
     assert transaction.get_connection().in_atomic_block, "run_abandon belongs in the claiming transaction"
     now = timezone.now()
     run.spans.filter(ended_at__isnull=True).update(status="failed", ended_at=now, error="run abandoned")
     run.input_tokens, run.output_tokens, run.cost_usd = _span_totals(run)
     run.status, run.completed_at = Run.Status.FAILED, now
-    run.error = {"code": "run_abandoned", "message": "The process executing this run stopped."}
+    run.error = dict(error)
     run.save(update_fields=["status", "completed_at", "error", "input_tokens", "output_tokens", "cost_usd"])
 
 

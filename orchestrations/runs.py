@@ -117,7 +117,7 @@ async def orchestration_run_start(
     orchestration's name)."""
     work = orchestration_work(spec, draft.input, stream=stream)
     return await run_start(
-        draft, work, name=name or spec.name, background=background, on_finished=on_finished
+        draft, work, name=name or spec.name, background=background, on_finished=on_finished, stream=stream
     )
 
 

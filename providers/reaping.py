@@ -6,7 +6,12 @@ looks for such runs every `settings.REAP_EVERY_S` (`STUDIO_REAP_EVERY_S`, 10 s),
 followed by a quick restart does not leave runs `running`. Each run is claimed in one transaction
 (the first reaper to lock it wins; a second one finds it finished or locked), which frees the
 budget holds of its LLM calls in flight, closes its open spans and fails it; its final
-`run.failed` event follows once that committed."""
+`run.failed` event follows once that committed.
+
+With `STUDIO_EXECUTION=queue` no web process reaps on a loop: the worker pool does, as a periodic
+task (`providers.tasks`), once per period across all workers; a run whose job is waiting or being
+executed is the queue's (its job runs, resumes or is retried), not the reaper's. The same claim,
+with another reason, fails a started run that a worker will not resume (`run_fail_started`)."""
 
 from __future__ import annotations
 
@@ -19,7 +24,9 @@ from django.db import transaction
 
 from observability.loops import loop_local
 from observability.models import Run
+from observability.queue import queue_enabled, run_abandoner_register, runs_with_live_jobs
 from observability.supervisor import (
+    ABANDONED,
     run_abandon,
     run_abandoned_announce,
     runs_active_here,
@@ -33,20 +40,36 @@ logger = logging.getLogger(__name__)
 REAP_BATCH = 100
 
 
-def _run_claim(run_id: str) -> tuple[Run, int] | None:
-    """Fails the run if it is still stale and no other reaper holds it; (run, calls released)."""
+def _run_claim(run_id: str, *, candidates=None, error=ABANDONED) -> tuple[Run, int] | None:
+    """Fails the run if it is still one of `candidates` (default: stale) and no other reaper holds
+    it; (run, calls released)."""
     with transaction.atomic():
-        run = runs_stale().select_for_update(skip_locked=True).filter(pk=run_id).first()
+        claimable = runs_stale() if candidates is None else candidates
+        run = claimable.select_for_update(skip_locked=True).filter(pk=run_id).first()
         if run is None:
             return None
         released = budget_release_run(run.pk)
-        run_abandon(run)
+        run_abandon(run, error)
     return run, released
 
 
 def _stale_ids() -> list[str]:
     stale = runs_stale().exclude(pk__in=runs_active_here()).order_by("created_at")
-    return list(stale.values_list("pk", flat=True)[:REAP_BATCH])
+    ids = list(stale.values_list("pk", flat=True)[:REAP_BATCH])
+    queued = runs_with_live_jobs(ids)
+    return [run_id for run_id in ids if run_id not in queued]
+
+
+@run_abandoner_register
+async def run_fail_started(run_id: str, error) -> Run | None:
+    """Fails an unfinished run with `error` as the reaper would (holds released, open spans
+    failed, a final event): a queued run's job that will not resume it. None if it had ended."""
+    unfinished = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
+    claimed = await sync_to_async(_run_claim)(run_id, candidates=unfinished, error=error)
+    if claimed is None:
+        return None
+    await run_abandoned_announce(claimed[0])
+    return claimed[0]
 
 
 async def runs_reap() -> list[tuple[Run, int]]:
@@ -60,12 +83,19 @@ async def runs_reap() -> list[tuple[Run, int]]:
     return reaped
 
 
+async def runs_reap_logged() -> int:
+    """`runs_reap`, each reaped run logged; how many."""
+    reaped = await runs_reap()
+    for run, released in reaped:
+        logger.warning("Reaped %s: its process stopped (%d LLM call(s) in flight)", run.pk, released)
+    return len(reaped)
+
+
 async def _reap_forever(every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
         try:
-            for run, released in await runs_reap():
-                logger.warning("Reaped %s: its process stopped (%d LLM call(s) in flight)", run.pk, released)
+            await runs_reap_logged()
         except Exception:  # the database may be down for a while: try again next time
             logger.exception("Reaping stale runs failed")
 
@@ -78,7 +108,9 @@ def reaping_start() -> asyncio.Task | None:
 
 def _start_reaping() -> asyncio.Task | None:
     every_s = settings.REAP_EVERY_S
-    return spawn(_reap_forever, every_s, name="reaper") if every_s > 0 else None
+    if every_s <= 0 or queue_enabled():  # queued: the worker pool's periodic task (providers.tasks)
+        return None
+    return spawn(_reap_forever, every_s, name="reaper")
 
 
 _reaper = loop_local(_start_reaping)

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from studio.env import (
     env_bool,
@@ -128,6 +129,34 @@ def _database() -> dict:
 
 
 DATABASES = {"default": _database()}
+
+# Where runs execute (README, "Execution"; docs/architecture.md, "Execution topology"): `inline`
+# on the event loop of the process that accepted them; `queue` as Procrastinate jobs on
+# PostgreSQL, executed by `manage.py worker` processes.
+EXECUTION = env_str("STUDIO_EXECUTION", "inline").lower()
+if EXECUTION not in ("inline", "queue"):
+    raise ImproperlyConfigured(f"STUDIO_EXECUTION must be inline or queue (got {EXECUTION!r}).")
+_ON_POSTGRESQL = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if EXECUTION == "queue" and not _ON_POSTGRESQL:
+    raise ImproperlyConfigured(
+        "STUDIO_EXECUTION=queue needs PostgreSQL: set DATABASE_URL=postgres://... "
+        "(the embedded SQLite database executes runs in-process, STUDIO_EXECUTION=inline)."
+    )
+# Procrastinate's schema is PostgreSQL SQL: its app (migrations, admin, the job queue) is there only.
+if _ON_POSTGRESQL:
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("studio"), "procrastinate.contrib.django")
+# A worker stopped with SIGTERM finishes its runs for this long, then hands the rest back to the
+# queue (another worker resumes them); a pod's termination grace period must be longer.
+WORKER_DRAIN_S = float(env_str("STUDIO_WORKER_DRAIN_S", "25"))
+WORKER_CONCURRENCY = int(env_str("STUDIO_WORKER_CONCURRENCY", "50"))  # runs at once per worker
+# Workers beat every WORKER_HEARTBEAT_S; the jobs of one silent for WORKER_STALLED_S are retried.
+WORKER_HEARTBEAT_S = float(env_str("STUDIO_WORKER_HEARTBEAT_S", "10"))
+WORKER_STALLED_S = float(env_str("STUDIO_WORKER_STALLED_S", "30"))
+WORKER_METRICS_PORT = int(env_str("STUDIO_WORKER_METRICS_PORT", "0"))  # 0: no /metrics on workers
+WORKER_METRICS_HOST = env_str("STUDIO_WORKER_METRICS_HOST", "127.0.0.1")
+RUN_MAX_ATTEMPTS = int(env_str("STUDIO_RUN_MAX_ATTEMPTS", "3"))  # jobs of one run, resumes included
+# Finished runs older than this many days are pruned daily by the worker pool (0: never).
+RUN_RETENTION_DAYS = int(env_str("STUDIO_RUN_RETENTION_DAYS", "90"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -239,11 +268,6 @@ MAX_WEBSOCKETS_PER_USER = int(env_str("STUDIO_MAX_WEBSOCKETS_PER_USER", "20"))  
 MAX_ACTIVE_RUNS_PER_ORG = int(env_str("STUDIO_MAX_ACTIVE_RUNS_PER_ORG", "100"))  # queued or running
 REACT_MAX_TOOL_CALLS_PER_TURN = int(env_str("STUDIO_REACT_MAX_TOOL_CALLS_PER_TURN", "8"))
 REACT_MAX_TOOL_CALLS_PER_RUN = int(env_str("STUDIO_REACT_MAX_TOOL_CALLS_PER_RUN", "32"))
-# MCP tool calls of agents (agents.mcp_tools): connect timeout, total deadline of one call or
-# listing, and the most result text one call hands the model.
-MCP_CONNECT_TIMEOUT_S = float(env_str("STUDIO_MCP_CONNECT_TIMEOUT_S", "5"))
-MCP_CALL_TIMEOUT_S = float(env_str("STUDIO_MCP_CALL_TIMEOUT_S", "30"))
-MCP_MAX_RESULT_BYTES = int(env_str("STUDIO_MCP_MAX_RESULT_BYTES", "65536"))
 
 # Server-sent event streams of deployment runs one key may hold open at once.
 MAX_EVENT_STREAMS_PER_KEY = int(env_str("STUDIO_MAX_EVENT_STREAMS_PER_KEY", "10"))  # per server process
@@ -268,5 +292,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("STUDIO_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Procrastinate logs every job and every task registration at INFO.
+        "procrastinate": {"level": env_str("STUDIO_QUEUE_LOG_LEVEL", "WARNING")},
+    },
 }

@@ -1,0 +1,75 @@
+"""`manage.py worker [--concurrency N]`: one process of the worker pool (STUDIO_EXECUTION=queue).
+
+It executes up to N runs at once on one event loop, plus the pool's periodic work (reaping,
+stalled-job retry, pruning: `observability.tasks`, `providers.tasks`). Start any number of them,
+on any machine that reaches the PostgreSQL database. SIGTERM or SIGINT stop it gracefully: no new
+jobs, the runs in progress get `STUDIO_WORKER_DRAIN_S` seconds to finish, and those still going
+are handed back to the queue, where another worker resumes them; none is left `running`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Execute queued runs (STUDIO_EXECUTION=queue) and the pool's periodic tasks."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=settings.WORKER_CONCURRENCY,
+            help="runs executed at once (default: STUDIO_WORKER_CONCURRENCY, 50)",
+        )
+        parser.add_argument(
+            "--queues", default="", help="comma-separated queues to take jobs from (default: all)"
+        )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=settings.WORKER_METRICS_PORT,
+            help="serve Prometheus /metrics on this port (STUDIO_WORKER_METRICS_PORT; 0: off)",
+        )
+
+    def handle(self, *args, concurrency, queues, metrics_port, **options):
+        if settings.EXECUTION != "queue":
+            raise CommandError(
+                "The worker executes queued runs: set STUDIO_EXECUTION=queue (with PostgreSQL) "
+                "in the web processes and here."
+            )
+        if concurrency < 1:
+            raise CommandError("--concurrency must be at least 1.")
+        if metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(metrics_port, addr=settings.WORKER_METRICS_HOST)
+        queue_names = [name.strip() for name in queues.split(",") if name.strip()] or None
+        asyncio.run(self._work(concurrency, queue_names))
+
+    async def _work(self, concurrency: int, queues: list[str] | None) -> None:
+        from procrastinate.contrib.django import app
+
+        # Workers listen for new jobs (LISTEN/NOTIFY) on a connection of their own; Django's
+        # connections, which the runs use, stay as they are.
+        with app.replace_connector(app.connector.get_worker_connector()):
+            async with app.open_async():
+                self.stdout.write(
+                    f"Worker {os.getpid()}: {concurrency} runs at once, draining "
+                    f"{settings.WORKER_DRAIN_S:g} s on SIGTERM."
+                )
+                await app.run_worker_async(
+                    name=f"{socket.gethostname()}-{os.getpid()}",
+                    queues=queues,
+                    concurrency=concurrency,
+                    shutdown_graceful_timeout=settings.WORKER_DRAIN_S,
+                    update_heartbeat_interval=settings.WORKER_HEARTBEAT_S,
+                    stalled_worker_timeout=settings.WORKER_STALLED_S,
+                    install_signal_handlers=True,
+                    listen_notify=True,
+                    delete_jobs="successful",  # the ledger keeps the runs; the job table stays small
+                )
