@@ -7,9 +7,11 @@ and prints each one's query count. Optionally times `prune_runs` on the seeded d
 
     .venv/bin/python benchmarks/usage_at_scale.py \\
         [--database-url postgres://postgres@127.0.0.1:5432/bench_usage] [--runs 1000000] \\
-        [--agents 50] [--days 90] [--calls 9] [--reuse] [--prune 60d]
+        [--agents 50] [--days 90] [--calls 9] [--reuse] [--only TEXT] [--no-rollup] [--prune 60d]
 
 --reuse keeps a database seeded by an earlier invocation (migrations are still applied).
+Before measuring, `rollup_usage` folds every closed day into the daily rollups, as its hourly
+schedule would have (`--no-rollup` measures the raw reads; trees without the command skip it).
 """
 
 from __future__ import annotations
@@ -31,18 +33,28 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+USAGE_PERIODS = ("day", "week", "month", "year")
+METRIC_NAMES = ("executions", "errors", "cost_usd", "tokens", "latency_p50_ms", "latency_p95_ms")
+METRIC_PERIODS = ("1h", "24h", "7d", "30d")
+# Every usage, metrics, traces and runtime endpoint, every period.
 ENDPOINTS = (
-    "/api/usage?period=month",
-    "/api/metrics?metric_name=cost_usd&period=30d",
-    "/api/usage?period=year",
+    *(f"/api/usage?period={period}" for period in USAGE_PERIODS),
+    *(f"/api/usage/agents/{{agent}}?period={period}" for period in USAGE_PERIODS),
+    *(
+        f"/api/metrics?metric_name={metric}&period={period}"
+        for metric in METRIC_NAMES
+        for period in METRIC_PERIODS
+    ),
     "/api/traces?limit=50",
+    "/api/traces?limit=50&agent_id={agent}",
+    "/api/traces?limit=50&status=failed",
+    "/api/traces?limit=50&kind=orchestration",
+    "/api/traces?limit=50&start_date={week_ago}",
+    "/api/traces/{run}",
+    "/api/runtime/status",
     "/api/runtime/agents",
     "/api/runtime/agents?limit=50",
-    "/api/metrics?metric_name=latency_p95_ms&period=7d",
-    "/api/usage/agents/{agent}?period=month",
-    "/api/runtime/status",
     "/api/runtime/metrics",
-    "/api/traces/{run}",
 )
 CHUNK = 50_000
 MODEL, PRICE_IN, PRICE_OUT = "gpt-4o-mini", Decimal("0.15"), Decimal("0.60")  # USD per million tokens
@@ -99,6 +111,7 @@ RUN_COLUMNS = (
     "input_tokens",
     "output_tokens",
     "cost_usd",
+    "attempts",
 )
 SPAN_COLUMNS = (
     "id",
@@ -120,6 +133,8 @@ SPAN_COLUMNS = (
     "cost_usd",
     "attributes",
     "error",
+    "budget_holds",
+    "call_key",
 )
 
 
@@ -184,6 +199,7 @@ def _seed_runs(organization_id: str, user_id: str, agent_ids: list[str], *, runs
                         str(tokens_in),
                         str(tokens_out),
                         f"{cost:.10f}",
+                        "1",
                     )
                 )
                 + "\n"
@@ -209,6 +225,8 @@ def _seed_runs(organization_id: str, user_id: str, agent_ids: list[str], *, runs
                         str(tokens_out),
                         f"{cost:.10f}",
                         '{"finish_reason": "stop"}',
+                        "",
+                        "[]",
                         "",
                     )
                 )
@@ -260,7 +278,22 @@ def seed(*, runs: int, agents: int, days: int) -> None:
     print(f"seeded in {time.perf_counter() - started:.0f} s (with VACUUM ANALYZE)")
 
 
-def measure(calls: int) -> None:
+def rollup() -> None:
+    """Seals every closed day, as the scheduled `rollup_usage` would have (not in trees without it)."""
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    started = time.perf_counter()
+    try:
+        call_command("rollup_usage", stdout=out)
+    except CommandError as error:
+        print(f"\nno rollup: {error}")
+        return
+    summary = out.getvalue().strip().splitlines()[-1]
+    print(f"\nrollup_usage: {time.perf_counter() - started:.1f} s ({summary})")
+
+
+def measure(calls: int, only: str | None = None) -> None:
     from asgiref.sync import async_to_sync
     from django.db import connection
     from django.test import Client
@@ -281,9 +314,12 @@ def measure(calls: int) -> None:
     client = Client(HTTP_AUTHORIZATION=f"Bearer {tokens_for(owner)['access']}", HTTP_HOST="127.0.0.1")
     total = Run.objects.count()
     print(f"\n{total:,} runs in the database; median of {calls} calls after one warm-up (ms)\n")
-    print(f"{'endpoint':<52} {'median':>8} {'min':>8} {'max':>8} {'queries':>8}")
+    print(f"{'endpoint':<56} {'median':>8} {'min':>8} {'max':>8} {'queries':>8}")
+    week_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=7)).date().isoformat()
     for template in ENDPOINTS:
-        path = template.format(agent=agent.pk, run=run.pk)
+        if only and only not in template:
+            continue
+        path = template.format(agent=agent.pk, run=run.pk, week_ago=week_ago)
         response = client.get(path)
         assert response.status_code == 200, (path, response.content[:300])
         timings = []
@@ -295,7 +331,7 @@ def measure(calls: int) -> None:
         with CaptureQueriesContext(connection) as queries:
             client.get(path)
         print(
-            f"{template:<52} {statistics.median(timings):8.1f} {min(timings):8.1f} {max(timings):8.1f}"
+            f"{template:<56} {statistics.median(timings):8.1f} {min(timings):8.1f} {max(timings):8.1f}"
             f" {len(queries.captured_queries):8d}"
         )
 
@@ -335,6 +371,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--calls", type=int, default=9)
     parser.add_argument("--reuse", action="store_true", help="keep the seeded database of an earlier run")
+    parser.add_argument("--only", help="measure only the endpoints containing this text")
+    parser.add_argument("--no-rollup", action="store_true", help="measure without running rollup_usage first")
     parser.add_argument(
         "--prune", metavar="AGE", help="finally time prune_runs --older-than AGE (destructive)"
     )
@@ -344,10 +382,12 @@ def main() -> None:
     _setup(args.database_url, args.reuse)
     if not args.reuse:
         seed(runs=args.runs, agents=args.agents, days=args.days)
-    measure(args.calls)
+    if not args.no_rollup:
+        rollup()
+    measure(args.calls, args.only)
     if args.prune:
         prune(args.prune)
-        measure(args.calls)
+        measure(args.calls, args.only)
 
 
 if __name__ == "__main__":

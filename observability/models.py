@@ -214,9 +214,10 @@ class RunEvent(models.Model):
 
 
 class UsageDailyRollup(models.Model):
-    """Usage of runs that `prune_runs` deleted, folded per organization, agent, day and kind, so
-    that usage over pruned periods keeps its totals (usage queries add these rows to live runs).
-    `agent_id` is blank for runs not tied to one agent (orchestrations)."""
+    """Usage of runs folded per organization, agent, day and kind: every run of the days before
+    the organization's seal (`UsageSeal`) and the runs `prune_runs` deleted, so that usage reads
+    add these rows to the raw runs from the seal on (observability.rollup). `agent_id` is blank for
+    runs not tied to one agent (orchestrations)."""
 
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
     agent_id = models.CharField(max_length=40, blank=True)
@@ -239,3 +240,37 @@ class UsageDailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.agent_id or '-'} {self.date} {self.kind}"
+
+
+class LatencyDailyRollup(models.Model):
+    """The latency percentiles of an organization's finished runs of one sealed day (over their
+    `execution_time_ms`), for the daily buckets of the metric series. Percentiles do not add up
+    across agents or days, so they are kept per day and organization, where the series needs them."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    samples = models.PositiveIntegerField(default=0)  # finished runs of the day
+    p50_ms = models.FloatField(null=True)
+    p95_ms = models.FloatField(null=True)
+
+    class Meta:
+        ordering = ["date"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "date"], name="latency_daily_rollup_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.date}"
+
+
+class UsageSeal(models.Model):
+    """How far the organization's runs are folded into the daily rollups: every run created before
+    `sealed_until` (a UTC midnight; null: none yet) is counted there."""
+
+    organization = models.OneToOneField(
+        "accounts.Organization", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    sealed_until = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} sealed until {self.sealed_until}"

@@ -1,5 +1,5 @@
 """Usage of an organization and of its agents over a period: executions, cost, tokens, by agent and by day
-(whole days from the daily rollup where runs were pruned)."""
+(sealed and pruned days from the daily rollup, the rest from raw runs: observability.rollup)."""
 
 from __future__ import annotations
 
@@ -9,51 +9,62 @@ from decimal import Decimal
 
 from django.apps import apps
 from django.db.models import (
+    CharField,
     Count,
+    DateField,
     F,
     Sum,
+    Value,
 )
 
 from observability.models import Run, UsageDailyRollup
+from observability.rollup import unsealed_runs
 from observability.sql import MONEY, as_date, period_window, time_bucket
 
 # Usage ----------------------------------------------------------------------------------------------
 
 
-def _usage_groups(*, organization_id: str, start: dt.datetime, end: dt.datetime, agent_id: str | None = None):
-    """(agent_id, date, executions, cost, tokens) per agent and day, of live runs and of the
-    rollups of pruned ones in the window, in one UNION ALL query (a single scan of the runs,
-    index-only on PostgreSQL). A pair can appear twice (once per source); callers add them up.
-    COUNT(*) rather than COUNT(id): the covering index has no ids."""
-    runs = Run.objects.filter(organization_id=organization_id, created_at__gte=start, created_at__lt=end)
+def _usage_groups(
+    *,
+    organization_id: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    agent_id: str | None = None,
+    per_agent: bool = True,
+):
+    """(agent_id, None, executions, cost, tokens) per agent and (None, date, ...) per day, of the
+    daily rollups in the window (sealed days and pruned runs) and of the raw runs from the
+    organization's seal on (usually today only), in one UNION ALL query (index-only on
+    PostgreSQL): at most twice agents + days rows, never agents x days. A key can appear twice
+    (once per source); callers add them up. COUNT(*) rather than COUNT(id): the covering index
+    has no ids."""
+    runs = unsealed_runs(organization_id).filter(created_at__gte=start, created_at__lt=end)
     rollups = UsageDailyRollup.objects.filter(
         organization_id=organization_id, date__gte=start.date(), date__lt=end.date()
     )
     if agent_id is not None:
         runs, rollups = runs.filter(agent_id=agent_id), rollups.filter(agent_id=agent_id)
-    live = (
-        runs.annotate(day=time_bucket(runs, "created_at", "day", as_date=True))
-        .order_by()
-        .values("agent_id", "day")
-        .annotate(
-            n=Count("*"),
-            cost=Sum("cost_usd", output_field=MONEY),
-            tokens=Sum(F("input_tokens") + F("output_tokens")),
-        )
-        .values_list("agent_id", "day", "n", "cost", "tokens")
-    )
-    folded = (
-        rollups.annotate(day=F("date"))
-        .order_by()
-        .values("agent_id", "day")
-        .annotate(
-            n=Sum("executions"),
-            cost=Sum("cost_usd", output_field=MONEY),
-            tokens=Sum(F("input_tokens") + F("output_tokens")),
-        )
-        .values_list("agent_id", "day", "n", "cost", "tokens")
-    )
-    return live.union(folded, all=True)
+    live = runs.annotate(day=time_bucket(runs, "created_at", "day", as_date=True)).order_by()
+    folded = rollups.annotate(day=F("date")).order_by()
+    live_sums = {
+        "n": Count("*"),
+        "cost": Sum("cost_usd", output_field=MONEY),
+        "tokens": Sum(F("input_tokens") + F("output_tokens")),
+    }
+    folded_sums = {**live_sums, "n": Sum("executions")}
+    parts = [_per("day", live, live_sums), _per("day", folded, folded_sums)]
+    if per_agent:
+        parts += [_per("agent_id", live, live_sums), _per("agent_id", folded, folded_sums)]
+    return parts[0].union(*parts[1:], all=True)
+
+
+def _per(key: str, rows, sums: dict):
+    """`rows` summed per agent or per day, as (agent or None, day or None, n, cost, tokens)."""
+    if key == "agent_id":
+        keyed = rows.values(agent=F("agent_id")).annotate(**sums, on=Value(None, output_field=DateField()))
+    else:
+        keyed = rows.values(on=F("day")).annotate(**sums, agent=Value(None, output_field=CharField()))
+    return keyed.values_list("agent", "on", "n", "cost", "tokens")
 
 
 def _totals() -> dict:
@@ -61,15 +72,18 @@ def _totals() -> dict:
 
 
 def _add_up(groups) -> tuple[dict[str, dict], dict[dt.date, dict]]:
-    """The (agent, day) groups added up per agent and per day."""
+    """The groups of `_usage_groups` added up per agent and per day."""
     agents: dict[str, dict] = {}
     days: dict[dt.date, dict] = {}
     for agent_id, day, executions, cost, tokens in groups:
-        day = as_date(day)
-        for entry in (agents.setdefault(agent_id, _totals()), days.setdefault(day, _totals())):
-            entry["executions"] += int(executions or 0)
-            entry["cost_usd"] += Decimal(cost or 0)
-            entry["tokens"] += int(tokens or 0)
+        entry = (
+            days.setdefault(as_date(day), _totals())
+            if agent_id is None
+            else agents.setdefault(agent_id, _totals())
+        )
+        entry["executions"] += int(executions or 0)
+        entry["cost_usd"] += Decimal(cost or 0)
+        entry["tokens"] += int(tokens or 0)
     return agents, days
 
 
@@ -134,5 +148,8 @@ def usage_for_agent(
 ) -> dict:
     """One agent's usage in the calendar period: totals and per day (one query)."""
     start, end = period_window(period, now=now)
-    _, days = _add_up(_usage_groups(organization_id=organization_id, start=start, end=end, agent_id=agent_id))
+    groups = _usage_groups(
+        organization_id=organization_id, start=start, end=end, agent_id=agent_id, per_agent=False
+    )
+    _, days = _add_up(groups)
     return {"agent_id": agent_id, "name": name, **_summary(period, start, end, days)}

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from observability.management.commands import prune_runs
+from observability import rollup
 from observability.models import Run, RunEvent, Span, UsageDailyRollup
 from observability.usage import usage_for_agent, usage_summary
 from tests.agents.factories import make_agent
@@ -132,7 +132,7 @@ def test_bad_arguments_are_refused(args, db):
 
 def test_rollup_upserts_are_chunked(member, history, monkeypatch):
     agent, _, _, _, old_day = history
-    monkeypatch.setattr(prune_runs, "UPSERT_ROWS", 2)  # 3 rollup rows in the batch: 2 statements
+    monkeypatch.setattr(rollup, "UPSERT_ROWS", 2)  # 3 rollup rows in the batch: 2 statements
     before = usage_then(member, old_day, agent)
     prune("--older-than", "90d", "--batch-size", "50")
     assert usage_then(member, old_day, agent) == before
