@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench install
+.PHONY: run test lint bench install deploy-check
 
 # Install only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -30,6 +30,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+
+# Offline checks of the production topology in deploy/ (deploy/README.md): Kubernetes schemas,
+# checkov policies, systemd units, and the pods' commands started for real on $$DATABASE_URL.
+deploy-check: $(STAMP)
+	bash deploy/check.sh
 
 # Measurements, not tests (see benchmarks/README.md); usage_at_scale.py is run on its own.
 bench: $(STAMP)
