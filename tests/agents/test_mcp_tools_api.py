@@ -14,7 +14,6 @@ from tests.agents.agent_configs import support_yaml
 from tests.agents.factories import make_agent, make_mcp_server
 from tests.api_cases import APIResourceCases, Call
 from tests.conftest import client_for
-from tests.fakes.mcp_server import fake_mcp, fake_mcp_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -228,7 +227,8 @@ def test_a_missing_server_or_a_tool_outside_the_allow_list_is_named_by_path(
     )
     errors = config_errors(auth_client.post("/api/agents", {"name": "A", "config_yaml": yaml}, format="json"))
     assert errors == {
-        "tools[1].tool": "the MCP server 'Orders' does not allow the tool 'delete_everything' (allowed: lookup_order)",
+        "tools[1].tool": "the MCP server 'Orders' does not allow the tool 'delete_everything' "
+        "(allowed: lookup_order)",
         "tools[2].mcp_server": f"no MCP server {theirs.pk!r} in this organization",
     }
 

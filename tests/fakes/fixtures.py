@@ -12,6 +12,7 @@ import pytest
 
 from providers.llm.clients import close_clients
 from tests.fakes.anthropic_server import FakeAnthropicServer
+from tests.fakes.mcp_server import FakeMcpServer
 from tests.fakes.openai_server import FakeOpenAIServer
 
 
@@ -39,6 +40,22 @@ def fake_anthropic(fake_anthropic_server: FakeAnthropicServer) -> FakeAnthropicS
     """A fake Anthropic server at `.base_url` that accepts the key `test-key`."""
     fake_anthropic_server.reset()
     return fake_anthropic_server
+
+
+@pytest.fixture(scope="session")
+def fake_mcp_server() -> Iterator[FakeMcpServer]:
+    with FakeMcpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_mcp(fake_mcp_server: FakeMcpServer, settings) -> FakeMcpServer:
+    """The FastMCP fake at `.url` (on loopback, so private URLs are allowed), no calls recorded,
+    running again if a test stopped it."""
+    settings.ALLOW_PRIVATE_PROVIDER_URLS = True
+    fake_mcp_server.reset()
+    fake_mcp_server.ensure_running()
+    return fake_mcp_server
 
 
 @pytest.fixture

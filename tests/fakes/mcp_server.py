@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 import uvicorn
 from mcp.server.fastmcp import FastMCP
 from starlette.responses import JSONResponse
@@ -125,6 +124,10 @@ class FakeMcpServer:
             time.sleep(0.01)
         return self
 
+    def ensure_running(self) -> None:
+        if self._server is None:
+            self.start()
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
@@ -137,22 +140,3 @@ class FakeMcpServer:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
-
-
-# Fixtures (import them into a test module): one server per session, reset for every test.
-
-
-@pytest.fixture(scope="session")
-def fake_mcp_server():
-    with FakeMcpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def fake_mcp(fake_mcp_server, settings) -> FakeMcpServer:
-    """The fake MCP server at `.url` (loopback: private URLs allowed), with no calls recorded."""
-    settings.ALLOW_PRIVATE_PROVIDER_URLS = True
-    fake_mcp_server.reset()
-    if fake_mcp_server._server is None:  # a test stopped it
-        fake_mcp_server.start()
-    return fake_mcp_server
