@@ -54,22 +54,23 @@ class Command(BaseCommand):
     async def _work(self, concurrency: int, queues: list[str] | None) -> None:
         from procrastinate.contrib.django import app
 
-        # Workers listen for new jobs (LISTEN/NOTIFY) on a connection of their own; Django's
-        # connections, which the runs use, stay as they are.
-        with app.replace_connector(app.connector.get_worker_connector()):
-            async with app.open_async():
-                self.stdout.write(
-                    f"Worker {os.getpid()}: {concurrency} runs at once, draining "
-                    f"{settings.WORKER_DRAIN_S:g} s on SIGTERM."
-                )
-                await app.run_worker_async(
-                    name=f"{socket.gethostname()}-{os.getpid()}",
-                    queues=queues,
-                    concurrency=concurrency,
-                    shutdown_graceful_timeout=settings.WORKER_DRAIN_S,
-                    update_heartbeat_interval=settings.WORKER_HEARTBEAT_S,
-                    stalled_worker_timeout=settings.WORKER_STALLED_S,
-                    install_signal_handlers=True,
-                    listen_notify=True,
-                    delete_jobs="successful",  # the ledger keeps the runs; the job table stays small
-                )
+        # The worker fetches jobs and listens for new ones (LISTEN/NOTIFY) through psycopg
+        # connections of its own; deferring a job, even from inside a run here, still goes through
+        # Django's connection (the app's Django connector), so it joins the caller's transaction.
+        worker_app = app.with_connector(app.connector.get_worker_connector())
+        async with worker_app.open_async():
+            self.stdout.write(
+                f"Worker {os.getpid()}: {concurrency} runs at once, draining "
+                f"{settings.WORKER_DRAIN_S:g} s on SIGTERM."
+            )
+            await worker_app.run_worker_async(
+                name=f"{socket.gethostname()}-{os.getpid()}",
+                queues=queues,
+                concurrency=concurrency,
+                shutdown_graceful_timeout=settings.WORKER_DRAIN_S,
+                update_heartbeat_interval=settings.WORKER_HEARTBEAT_S,
+                stalled_worker_timeout=settings.WORKER_STALLED_S,
+                install_signal_handlers=True,
+                listen_notify=True,
+                delete_jobs="successful",  # the ledger keeps the runs; the job table stays small
+            )
