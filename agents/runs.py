@@ -12,9 +12,9 @@ from asgiref.sync import sync_to_async
 from agents.breakers import CacheCircuitBreaker
 from agents.models import Agent
 from agents.runtime.inputs import validate_inputs
-from agents.runtime.runner import run_agent
-from agents.runtime.types import AgentConfig, AgentSpec
-from observability.models import Run
+from agents.runtime.runner import bind_run_agent, call_digest, replaying
+from agents.runtime.types import AgentConfig, AgentError, AgentResult, AgentSpec, RunAgent
+from observability.models import Run, Span
 from observability.supervisor import Finished, RunDraft, RunOutcome, run_start
 from providers.aio import run_sync
 from providers.gateway import StudioGateway
@@ -55,15 +55,9 @@ def agent_work(spec: AgentSpec, inputs: Mapping[str, Any], *, stream: bool = Fal
     """The work of a run that executes one agent (see `agent_run_start`)."""
 
     async def work(recorder, root_span_id) -> RunOutcome:
-        result = await run_agent(
-            spec,
-            inputs,
-            gateway=StudioGateway(run=recorder.run, recorder=recorder),
-            recorder=recorder,
-            breaker=CacheCircuitBreaker(),
-            parent_span_id=root_span_id,
-            stream=stream,
-        )
+        run_agent = run_agent_of(recorder, stream=stream)
+        key = f"agent:{call_digest(spec, inputs)}"
+        result = await run_agent(spec, inputs, root_span_id, key=key)
         return RunOutcome(
             output=result.output,
             input_tokens=result.input_tokens,
@@ -73,6 +67,35 @@ def agent_work(spec: AgentSpec, inputs: Mapping[str, Any], *, stream: bool = Fal
         )
 
     return work
+
+
+def run_agent_of(recorder, *, stream: bool) -> RunAgent:
+    """How the run of `recorder` runs its agents: through the gateway and the circuit breaker, and,
+    when the run resumes, answering the calls its earlier executions finished from their record."""
+    run_agent = bind_run_agent(
+        gateway=StudioGateway(run=recorder.run, recorder=recorder),
+        recorder=recorder,
+        breaker=CacheCircuitBreaker(),
+        stream=stream,
+    )
+    if recorder.history is None:
+        return run_agent
+    return replaying(run_agent, {key: recorded_call(span) for key, span in recorder.history.calls.items()})
+
+
+def recorded_call(span: Span) -> AgentResult | AgentError:
+    """A finished agent call's span as the runtime returned it: its result, or the error it raised."""
+    if span.status != "completed":
+        status = span.attributes.get("status", 502)
+        return AgentError(span.attributes.get("code", "agent_failed"), span.error, status=status)
+    return AgentResult(
+        output=span.output or {},
+        input_tokens=span.input_tokens,
+        output_tokens=span.output_tokens,
+        cost_usd=span.cost_usd,
+        execution_time_ms=float(span.duration_ms or 0),
+        span_id=span.pk,
+    )
 
 
 async def agent_run_start(

@@ -8,7 +8,9 @@ import contextlib
 import contextvars
 import datetime as dt
 import functools
+from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +34,32 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+@dataclass
+class RunHistory:
+    """What the earlier executions of a run stored, which a resumed execution continues from
+    (loaded by observability.replay): the next event number, the run's root span (still open),
+    its pattern steps and its finished agent calls by key, and the run-level events the engine
+    emitted (`pattern.step`), which its deterministic replay emits again and must not store twice."""
+
+    next_seq: int
+    root: Span
+    steps: dict[str, Span]
+    calls: dict[str, Span]
+    step_events: deque[tuple[str, dict[str, Any]]]
+
+    def replays_event(self, type: str, data: Mapping[str, Any]) -> bool:
+        """Whether this run-level event is the next one already stored (then it is used up). The
+        first one that differs ends the replay of events: from there on the run is new. The
+        supervisor's own events (`run.*`) are never the engine's."""
+        if type.startswith("run."):
+            return False
+        if self.step_events and self.step_events[0] == (type, jsonable(dict(data))):
+            self.step_events.popleft()
+            return True
+        self.step_events.clear()
+        return False
+
+
 # The batch the current task is filling: its recorder, its task (a task started inside the batch
 # inherits the variable, but writes for itself) and its items (see `RunRecorder.batch`).
 _current_batch: contextvars.ContextVar[tuple[RunRecorder, asyncio.Task, list] | None] = (
@@ -47,17 +75,28 @@ class RunRecorder:
     run, or an agent, starts and finishes); its events are numbered, stored and published when it
     ends, so that concurrent agents of the run, writing meanwhile, never see seq go backwards."""
 
-    def __init__(self, run: Run, *, next_seq: int = 1):
+    def __init__(self, run: Run, *, next_seq: int = 1, history: RunHistory | None = None):
         self.run = run
         self._next_seq = next_seq
         self._seq_lock = asyncio.Lock()
         # What closing a span needs from its opening, so that a close is one UPDATE.
         self._open_spans: dict[str, tuple[dt.datetime, dict[str, Any]]] = {}
+        self.history = history
+        self._closed_before: set[str] = set()  # steps of an earlier execution, finished there
 
     @classmethod
     async def resume(cls, run: Run) -> RunRecorder:
+        """A recorder adding events after the run's stored ones (a reaper's final event)."""
         last = await RunEvent.objects.filter(run=run).aaggregate(last=Max("seq"))
         return cls(run, next_seq=(last["last"] or 0) + 1)
+
+    @classmethod
+    def resumed(cls, run: Run, history: RunHistory) -> RunRecorder:
+        """The recorder of a resumed execution of the run: its events follow the stored ones, its
+        root span is the stored one, and the steps its replay enters again are their stored spans."""
+        recorder = cls(run, next_seq=history.next_seq, history=history)
+        recorder.span_track(history.root)
+        return recorder
 
     @contextlib.asynccontextmanager
     async def batch(self):
@@ -92,11 +131,26 @@ class RunRecorder:
         return current[2]
 
     async def span_open(self, **opening) -> str:
+        stored = self._step_stored(opening["kind"], opening.get("key"))
+        if stored is not None:
+            return stored
         span = self.span_new(**opening)
         await self.write(functools.partial(row_insert, span))
         return self.span_track(span)
 
-    def span_new(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> Span:
+    def _step_stored(self, kind: str, key: str | None) -> str | None:
+        """The stored span of a step that a resumed run enters again (once), if there is one."""
+        if self.history is None or kind != Span.Kind.PATTERN or key is None:
+            return None
+        span = self.history.steps.pop(key, None)
+        if span is None:
+            return None
+        if span.ended_at is None:
+            return self.span_track(span)  # it ends in this execution
+        self._closed_before.add(span.pk)
+        return span.pk
+
+    def span_new(self, *, kind, name, parent_id, agent_id=None, attributes=None, key=None) -> Span:
         """An open span of this run, not stored yet (for a caller that stores it with writes of its
         own, in one transaction, then hands it to `span_track`)."""
         attributes = jsonable(dict(attributes or {}))
@@ -111,6 +165,7 @@ class RunRecorder:
             provider_kind=attributes.pop("provider_kind", ""),
             model=attributes.pop("model", ""),
             attributes=attributes,
+            call_key=key or "",
         )
         return span
 
@@ -132,8 +187,13 @@ class RunRecorder:
         cost_usd=Decimal(0),
         attributes=None,
         error=None,
+        output=None,
     ) -> Callable[[], Any]:
-        """The write that closes a span with its outcome (`span_close` makes it at once)."""
+        """The write that closes a span with its outcome (`span_close` makes it at once). A step
+        an earlier execution of the run finished stays as it was stored."""
+        if span_id in self._closed_before:
+            self._closed_before.discard(span_id)
+            return _unchanged
         started_at, opened_with = self._open_spans.pop(span_id)
         ended_at = timezone.now()
         changes = {
@@ -146,9 +206,13 @@ class RunRecorder:
             "attributes": {**opened_with, **jsonable(dict(attributes or {}))},
             "error": error or "",
         }
+        if output is not None:
+            changes["output"] = jsonable(dict(output))
         return functools.partial(row_update, Span, span_id, **changes)
 
     async def emit(self, type, *, agent_id=None, data) -> None:
+        if self.history is not None and not agent_id and self.history.replays_event(type, data):
+            return
         event = RunEvent(run_id=self.run.pk, type=type, agent_id=agent_id or "", data=jsonable(dict(data)))
         batch = self._current_batch()
         if batch is not None:
@@ -164,6 +228,10 @@ class RunRecorder:
 
     async def heartbeat(self) -> None:
         await ledger_write(functools.partial(row_update, Run, self.run.pk, heartbeat_at=timezone.now()))
+
+
+def _unchanged() -> None:
+    """The write of a span close that changes nothing."""
 
 
 def _in_order(writes: list[Callable[[], Any]]) -> None:

@@ -146,6 +146,15 @@ async def run_execute(run: Run, work: Work, *, name: str) -> tuple[Run, RunOutco
         await recorder.emit(
             "run.started", agent_id=run.agent_id or None, data={"kind": run.kind, "input": run.input}
         )
+    return await run_attempt(run, recorder, root, work, started=started)
+
+
+async def run_attempt(
+    run: Run, recorder: RunRecorder, root: str, work: Work, *, started: float
+) -> tuple[Run, RunOutcome]:
+    """One execution of a run already marked running, under its root span: its first one
+    (`run_execute`) or a resumed one (`observability.replay.run_resume`); `started` is the
+    perf_counter time its execution time counts from. Ends the run as `run_execute` says."""
     # The work runs in its own task, so a cancel stops the work while this coroutine records it.
     work_task = asyncio.create_task(work(recorder, root))
     _active_runs[run.pk] = work_task

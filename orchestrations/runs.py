@@ -9,11 +9,9 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from agents.breakers import CacheCircuitBreaker
 from agents.models import Agent
-from agents.runs import agent_spec, run_summary
+from agents.runs import agent_spec, run_agent_of, run_summary
 from agents.runtime.inputs import validate_inputs
-from agents.runtime.runner import bind_run_agent
 from agents.runtime.types import AgentSpec
 from observability.models import Run
 from observability.supervisor import Finished, RunDraft, RunOutcome, run_start
@@ -21,7 +19,6 @@ from orchestrations.models import Orchestration
 from orchestrations.patterns import PatternContext, pattern_input_fields, run_pattern
 from orchestrations.patterns.base import OrchestrationError
 from providers.aio import run_sync
-from providers.gateway import StudioGateway
 
 
 def orchestration_specs(orchestration: Orchestration) -> tuple[AgentSpec, ...]:
@@ -77,17 +74,11 @@ def orchestration_work(spec: OrchestrationSpec, inputs: Mapping[str, Any], *, st
     """The work of a run that executes the orchestration's pattern (see `orchestration_run_start`)."""
 
     async def work(recorder, root_span_id) -> RunOutcome:
-        run_agent = bind_run_agent(
-            gateway=StudioGateway(run=recorder.run, recorder=recorder),
-            recorder=recorder,
-            breaker=CacheCircuitBreaker(),
-            stream=stream,
-        )
         context = PatternContext(
             agents=spec.agents,
             config=spec.config,
             inputs=inputs,
-            run_agent=run_agent,
+            run_agent=run_agent_of(recorder, stream=stream),
             recorder=recorder,
             parent_span_id=root_span_id,
         )

@@ -4,7 +4,8 @@ A call first reserves its maximum cost with one conditional UPDATE per budget (t
 re-checks the condition under the row lock), then settles the reservation to the real cost.
 Counter ids are remembered, so a reservation is that UPDATE alone. The call's `llm` span keeps its
 holds while it is in flight (stored in the same transaction), so the holds of a crashed run can be
-freed: `budget_release_run`."""
+freed: `budget_release_run` (by the reaper, and by a run that resumes, which gets it from the
+ledger's registry: `observability.replay.hold_release_register`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from observability.models import Span
+from observability.replay import hold_release_register
 from providers.llm.types import BudgetExceeded
 from providers.models import BudgetCounter
 
@@ -133,17 +135,19 @@ def budget_settle(holds: list[Hold], *, cost: Decimal) -> None:
             cursor.execute(_SETTLE, [hold.amount_usd, hold.amount_usd, cost, hold.counter_id])
 
 
+@hold_release_register
 @transaction.atomic
-def budget_release_run(run_id: str) -> int:
-    """Frees the holds of the LLM calls a dead run left in flight and closes their spans (in one
-    transaction, so a second reaper finds nothing to free twice); returns how many calls there were."""
+def budget_release_run(run_id: str, *, status: str = "failed", error: str = "run abandoned") -> int:
+    """Frees the holds of the LLM calls a dead run left in flight and closes their spans with
+    `status` and `error` (in one transaction, so a second reaper finds nothing to free twice);
+    returns how many calls there were."""
     in_flight = list(
         Span.objects.select_for_update().filter(run_id=run_id, kind=Span.Kind.LLM, ended_at__isnull=True)
     )
     for span in in_flight:
         budget_settle([Hold.from_json(hold) for hold in span.budget_holds], cost=Decimal(0))
     Span.objects.filter(pk__in=[span.pk for span in in_flight]).update(
-        status="failed", ended_at=timezone.now(), error="run abandoned", budget_holds=[]
+        status=status, ended_at=timezone.now(), error=error, budget_holds=[]
     )
     return len(in_flight)
 

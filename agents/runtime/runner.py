@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -29,11 +32,13 @@ async def run_agent(
     breaker: CircuitBreaker | None = None,
     parent_span_id: str | None = None,
     stream: bool = False,
+    key: str | None = None,
     mcp: McpToolCaller | None = None,
 ) -> AgentResult:
     """Runs one agent execution under an `agent` span and returns its output and usage (tool agents
     included); raises AgentError (a CodedError, e.g. an LLMError, keeps its code and status; the
-    deadline is provider_timeout; anything else is internal_error, its detail only in the server log).
+    deadline is provider_timeout; anything else is internal_error, its detail only in the server log;
+    `key`, the call's place in its run, is recorded on the span with the output: see `replaying`).
     `mcp` calls the MCP tools of a react agent (and of its tool agents)."""
     started = time.perf_counter()
     async with recorder.batch():  # the span and the first event: one write
@@ -42,6 +47,7 @@ async def run_agent(
             name=spec.name,
             parent_id=parent_span_id,
             agent_id=spec.agent_id,
+            key=key,
             attributes={
                 "strategy": spec.settings.strategy,
                 "provider": spec.settings.provider["provider"],
@@ -87,7 +93,9 @@ def bind_run_agent(
 ) -> RunAgent:
     """`run_agent` with its collaborators bound: the RunAgent callable orchestration patterns take."""
 
-    async def run(spec: AgentSpec, inputs: Mapping[str, Any], parent_span_id: str | None) -> AgentResult:
+    async def run(
+        spec: AgentSpec, inputs: Mapping[str, Any], parent_span_id: str | None, /, *, key: str | None = None
+    ) -> AgentResult:
         return await run_agent(
             spec,
             inputs,
@@ -96,6 +104,7 @@ def bind_run_agent(
             breaker=breaker,
             parent_span_id=parent_span_id,
             stream=stream,
+            key=key,
             mcp=mcp,
         )
 
@@ -140,7 +149,7 @@ async def _succeed(
         "execution_time_ms": round(elapsed_ms, 3),
     }
     async with execution.recorder.batch():  # the span's close and the last event: one write
-        await _close(execution, "completed", attributes=attributes)
+        await _close(execution, "completed", attributes=attributes, output=outcome.output)
         await execution.recorder.emit("agent.completed", agent_id=spec.agent_id, data=data)
     if breaker is not None:
         await breaker.record(spec.agent_id, success=True)
@@ -159,7 +168,8 @@ async def _fail(execution: Execution, error: AgentError, breaker: CircuitBreaker
     agent_id = execution.spec.agent_id
     data = _failure(error.code, error.message)
     async with execution.recorder.batch():
-        await _close(execution, "failed", error=error.message, attributes={"code": error.code})
+        attributes = {"code": error.code, "status": error.status}  # what replaying it raises again
+        await _close(execution, "failed", error=error.message, attributes=attributes)
         await execution.recorder.emit("agent.failed", agent_id=agent_id, data=data)
     if breaker is not None and error.code not in _NOT_THE_AGENTS_FAILURE:
         await breaker.record(agent_id, success=False)
@@ -171,6 +181,7 @@ async def _close(
     *,
     error: str | None = None,
     attributes: Mapping[str, Any] | None = None,
+    output: Mapping[str, Any] | None = None,
 ) -> None:
     """Closes the agent span with the usage so far: calls made before a failure were still paid for."""
     await execution.recorder.span_close(
@@ -181,8 +192,35 @@ async def _close(
         cost_usd=execution.cost_usd,
         attributes=attributes,
         error=error,
+        output=output,
     )
 
 
 def _failure(code: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message}
+
+
+def replaying(run_agent: RunAgent, replay: Mapping[str, AgentResult | AgentError]) -> RunAgent:
+    """`run_agent` for a run that resumes: a call whose key `replay` holds (the calls the run's
+    earlier executions finished) gets the recorded result, or raises the recorded failure, and
+    nothing is called, paid or emitted; any other call is made."""
+
+    async def run(
+        spec: AgentSpec, inputs: Mapping[str, Any], parent_span_id: str | None, /, *, key: str | None = None
+    ) -> AgentResult:
+        recorded = replay.get(key) if key is not None else None
+        if recorded is None:
+            return await run_agent(spec, inputs, parent_span_id, key=key)
+        if isinstance(recorded, AgentError):
+            raise recorded
+        return recorded
+
+    return run
+
+
+def call_digest(spec: AgentSpec, inputs: Mapping[str, Any]) -> str:
+    """A digest of what an agent call is asked (the agent as configured, its role, its inputs): a
+    call key includes it, so a recorded answer is only reused for the same question."""
+    asked = [dataclasses.asdict(spec), dict(inputs)]
+    text = json.dumps(asked, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cached_property
@@ -120,5 +120,17 @@ class CircuitBreaker(Protocol):
     async def record(self, agent_id: str, *, success: bool) -> None: ...
 
 
-# How orchestration patterns run one agent: (spec, inputs, parent_span_id) -> result.
-RunAgent = Callable[[AgentSpec, Mapping[str, Any], str | None], Awaitable[AgentResult]]
+class RunAgent(Protocol):
+    """How orchestration patterns run one agent: (spec, inputs, parent_span_id) -> result. `key`
+    is the call's stable place in its run (see `PatternRun.call`): a call of a resumed run whose
+    key was recorded is answered from the record instead of being made again."""
+
+    def __call__(
+        self,
+        spec: AgentSpec,
+        inputs: Mapping[str, Any],
+        parent_span_id: str | None,
+        /,
+        *,
+        key: str | None = None,
+    ) -> Awaitable[AgentResult]: ...

@@ -4,18 +4,26 @@ A pattern module declares a `Pattern`: its metadata for GET /api/patterns, its c
 an `execute(run)` coroutine that returns the output. `PatternRun` is what every pattern builds on:
 step spans, agent calls (one, or several concurrently), `pattern.step` events, the totals of
 tokens and cost, the cost cap and the `on_agent_error` policy.
+
+Every step and agent call gets a key, its place in the run: the same on every execution of the run
+given the same agent answers (steps are numbered in the order they open, which patterns keep
+sequential; a call is keyed by its step, its agent's position and a digest of what it is asked,
+never by when it finishes). A resumed run is answered its finished calls by key (see
+`agents.runtime.runner.replaying`), so patterns must stay deterministic: no clocks, no randomness.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from agents.runtime.runner import call_digest
 from agents.runtime.types import AgentResult, AgentSpec, RunAgent
 from agents.runtime.validation import Errors
 from orchestrations.patterns.options import Option
@@ -119,6 +127,7 @@ class Step:
     """One step of a pattern: a `pattern` span, parent of the agent calls made within it."""
 
     span_id: str
+    key: str = ""  # its place in the run: "<n>.<name>", n counting the steps opened
     usage: Usage = field(default_factory=Usage)
     # What the step learnt that its span should keep (e.g. the answer that made it fail).
     attributes: dict[str, Any] = field(default_factory=dict)
@@ -138,6 +147,8 @@ class PatternRun:
         self.errors: dict[str, str] = {}
         self._usage = Usage()
         self._executed: list[str] = []
+        self._steps_opened = 0
+        self._calls_asked: Counter[str] = Counter()  # calls per key prefix, to number repeats
         cap = config["max_total_cost_usd"]
         self._cost_cap = None if cap is None else Decimal(str(cap))
 
@@ -145,13 +156,16 @@ class PatternRun:
     async def step(self, name: str, **attributes: Any) -> AsyncIterator[Step]:
         """Open a `pattern` span named `<pattern>.<name>` under the run's span for one step."""
         recorder = self.ctx.recorder
+        self._steps_opened += 1
+        key = f"{self._steps_opened}.{name}"
         span_id = await recorder.span_open(
             kind="pattern",
             name=f"{self.pattern_id}.{name}",
             parent_id=self.ctx.parent_span_id,
             attributes=attributes,
+            key=key,
         )
-        step = Step(span_id)
+        step = Step(span_id, key)
         status, error = "failed", None
         try:
             yield step
@@ -194,8 +208,9 @@ class PatternRun:
         if instructions or extra_outputs:
             spec = spec.with_role(instructions, undeclared_outputs(spec, extra_outputs))
         self._executed.append(spec.agent_id)
+        key = self._call_key(step, position, spec, inputs)
         try:
-            result = await self.ctx.run_agent(spec, inputs, step.span_id)
+            result = await self.ctx.run_agent(spec, inputs, step.span_id, key=key)
         except Exception as exc:
             if essential or self.config["on_agent_error"] == "fail":
                 raise
@@ -256,6 +271,14 @@ class PatternRun:
             output_tokens=self._usage.output_tokens,
             cost_usd=self._usage.cost_usd,
         )
+
+    def _call_key(self, step: Step, position: int, spec: AgentSpec, inputs: Mapping[str, Any]) -> str:
+        """`<step key>/<position>:<digest>#<n>`; n tells apart calls asked the very same thing in one
+        step (interchangeable, so the order they are numbered in does not matter)."""
+        prefix = f"{step.key}/{position}:{call_digest(spec, inputs)}"
+        n = self._calls_asked[prefix]
+        self._calls_asked[prefix] += 1
+        return f"{prefix}#{n}"
 
     def _check_cost(self) -> None:
         if self._cost_cap is not None and self._usage.cost_usd > self._cost_cap:

@@ -207,6 +207,7 @@ class Recorder(Protocol):
         parent_id: str | None,
         agent_id: str | None = None,
         attributes: Mapping[str, Any] | None = None,
+        key: str | None = None,  # its stable place in the run (pattern steps and agent calls)
     ) -> str: ...
 
     async def span_close(
@@ -219,6 +220,7 @@ class Recorder(Protocol):
         cost_usd: Decimal = Decimal(0),
         attributes: Mapping[str, Any] | None = None,
         error: str | None = None,
+        output: Mapping[str, Any] | None = None,  # what an agent call answered
     ) -> None: ...
 
     async def emit(self, type: str, *, agent_id: str | None = None, data: Mapping[str, Any]) -> None: ...

@@ -15,7 +15,7 @@ class MemoryRecorder(Recorder):
         self.spans: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
 
-    async def span_open(self, *, kind, name, parent_id, agent_id=None, attributes=None) -> str:
+    async def span_open(self, *, kind, name, parent_id, agent_id=None, attributes=None, key=None) -> str:
         span_id = f"span-{len(self.spans) + 1:032x}"
         self.spans[span_id] = {
             "id": span_id,
@@ -24,6 +24,7 @@ class MemoryRecorder(Recorder):
             "parent_id": parent_id,
             "agent_id": agent_id,
             "attributes": dict(attributes or {}),
+            "key": key,
             "status": "open",
             "closes": 0,
         }
@@ -39,6 +40,7 @@ class MemoryRecorder(Recorder):
         cost_usd=Decimal(0),
         attributes=None,
         error=None,
+        output=None,
     ) -> None:
         span = self.spans[span_id]
         span["attributes"].update(attributes or {})
@@ -48,6 +50,7 @@ class MemoryRecorder(Recorder):
             output_tokens=output_tokens,
             cost_usd=cost_usd,
             error=error,
+            output=output,
             closes=span["closes"] + 1,
         )
 

@@ -55,6 +55,7 @@ class Call:
     spec: AgentSpec
     inputs: Mapping[str, Any]
     parent_span_id: str | None
+    key: str | None = None
 
 
 class ScriptedAgents:
@@ -71,8 +72,10 @@ class ScriptedAgents:
         self.running = 0
         self.peak = 0
 
-    async def __call__(self, spec: AgentSpec, inputs: Mapping[str, Any], parent_span_id: str | None):
-        self.calls.append(Call(spec.agent_id, spec, inputs, parent_span_id))
+    async def __call__(
+        self, spec: AgentSpec, inputs: Mapping[str, Any], parent_span_id: str | None, /, *, key=None
+    ):
+        self.calls.append(Call(spec.agent_id, spec, inputs, parent_span_id, key))
         reply = self._next_reply(spec)
         self._check_requested(spec, reply.output)
         self.running += 1
