@@ -232,6 +232,17 @@ def _cancel_key(run_id: str) -> str:
     return f"run-cancel:{run_id}"
 
 
+QUEUED_CANCEL_TTL_S = 24 * 3600
+
+
+def run_cancel_requested(run_id: str) -> bool:
+    """Whether a cancel of the run is waiting for the process that will execute it (cache down: no)."""
+    try:
+        return bool(cache.get(_cancel_key(run_id)))
+    except Exception:
+        return False
+
+
 def run_cancel(run: Run) -> bool:
     """Asks a running run to stop (here or in whichever process executes it); False when it has
     already finished."""
@@ -242,6 +253,8 @@ def run_cancel(run: Run) -> bool:
         _cancel_requested.add(run.pk)
         task.get_loop().call_soon_threadsafe(task.cancel)
         return True
+    # A run still queued (a job no worker took yet) may start long after: its flag waits for it.
+    timeout = QUEUED_CANCEL_TTL_S if run.status == Run.Status.QUEUED else int(STALE_AFTER_S)
     try:
         cache.set(_cancel_key(run.pk), 1, timeout=int(STALE_AFTER_S))
     except Exception:

@@ -36,7 +36,13 @@ from observability.queue import (
     run_abandoner,
     run_rebuild,
 )
-from observability.supervisor import RunFailed, RunHandedBack, _execute_reporting, run_hand_back
+from observability.supervisor import (
+    RunFailed,
+    RunHandedBack,
+    _execute_reporting,
+    run_cancel_requested,
+    run_hand_back,
+)
 from studio.background import spawn
 
 logger = logging.getLogger(__name__)
@@ -84,7 +90,9 @@ async def execute_run(
 
 
 async def _execute(run: Run, name: str, stream: bool, on_finished, attempt: int) -> None:
-    work = _rebuilt_work(run, stream)
+    # Cancelled while its job waited: recorded cancelled, no model called.
+    cancelled = await sync_to_async(run_cancel_requested)(run.pk)
+    work = _cancelled_work if cancelled else _rebuilt_work(run, stream)
     try:
         if run.started_at is None:
             await _execute_reporting(run, work, name, on_finished)
@@ -94,6 +102,10 @@ async def _execute(run: Run, name: str, stream: bool, on_finished, attempt: int)
         pass  # recorded, and reported to the finish hook
     finally:
         metrics.run_attempts(attempt)
+
+
+async def _cancelled_work(recorder, root_span_id):
+    raise asyncio.CancelledError
 
 
 def _rebuilt_work(run: Run, stream: bool):

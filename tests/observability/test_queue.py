@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from agents.runs import agent_test_run
 from deployments.calls import call_finished
-from observability.models import Run, RunEvent
+from observability.models import Run, RunEvent, Span
 from observability.queue import finished_dump, finished_load, runs_with_live_jobs
 from observability.supervisor import RunDraft, RunFailed, RunOutcome, run_start
 from orchestrations.runs import orchestration_execute
@@ -269,6 +269,31 @@ async def test_a_worker_stopping_hands_its_unfinished_run_back_and_the_next_one_
         async for seq in RunEvent.objects.filter(run_id=run.pk).order_by("seq").values_list("seq", flat=True)
     ]
     assert seqs == list(range(1, len(seqs) + 1))  # one unbroken stream
+
+
+async def test_a_run_cancelled_while_its_job_waits_ends_cancelled_without_calling_the_model(member):
+    from observability.supervisor import run_cancel
+
+    agent = await sync_to_async(slow_agent)(member.organization, 0)
+    draft = RunDraft(
+        organization_id=member.organization_id,
+        user_id=member.pk,
+        kind="agent_test",
+        input=INPUTS,
+        agent_id=agent.pk,
+    )
+
+    async def never(recorder, root_span_id) -> RunOutcome:
+        raise AssertionError
+
+    run, _ = await run_start(draft, never, name="Support", background=True)
+    assert await sync_to_async(run_cancel)(run)
+    await work_off()
+    stored = await Run.objects.aget(pk=run.pk)
+    assert (stored.status, stored.error["code"]) == ("cancelled", "cancelled")
+    assert not await Span.objects.filter(run_id=run.pk, kind="llm").aexists()
+    final = await RunEvent.objects.filter(run_id=run.pk).order_by("-seq").afirst()
+    assert (final.type, final.data["status"]) == ("run.failed", "cancelled")
 
 
 async def test_the_reaper_leaves_runs_whose_job_is_waiting_to_the_queue(member, settings):
