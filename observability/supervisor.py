@@ -256,7 +256,7 @@ def run_cancel(run: Run) -> bool:
     # A run still queued (a job no worker took yet) may start long after: its flag waits for it.
     timeout = QUEUED_CANCEL_TTL_S if run.status == Run.Status.QUEUED else int(STALE_AFTER_S)
     try:
-        cache.set(_cancel_key(run.pk), 1, timeout=int(STALE_AFTER_S))
+        cache.set(_cancel_key(run.pk), 1, timeout=timeout)
     except Exception:
         logger.warning("Cannot pass the cancel of %s to its process (cache down)", run.pk, exc_info=True)
         return False
