@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 
+from agents.runs import agent_inputs_check
 from observability.limits import run_admit
 from observability.models import Run, Span
 from observability.replay import ATTEMPTS_EXHAUSTED, run_resume
@@ -53,6 +54,17 @@ def stored_run(member, orchestration, inputs) -> Run:
         kind=Run.Kind.ORCHESTRATION,
         input=orchestration_inputs_check(spec, inputs),
         orchestration_id=orchestration.pk,
+    )
+    return run_admit(draft)
+
+
+def stored_agent_run(member, agent, inputs) -> Run:
+    draft = RunDraft(
+        organization_id=member.organization_id,
+        user_id=member.pk,
+        kind=Run.Kind.AGENT_TEST,
+        input=agent_inputs_check(agent, inputs),
+        agent_id=agent.pk,
     )
     return run_admit(draft)
 
@@ -255,6 +267,31 @@ def test_a_supervisor_run_killed_while_a_worker_works_plans_and_combines_once(me
         "supervisor_worker.plan",
         "supervisor_worker.work",
     ]
+
+
+def test_an_agent_run_killed_in_its_call_makes_it_once_more(member, team, fake_openai):
+    (solo,) = team("Solo")
+    run = stored_agent_run(member, solo, {"text": "Hi"})
+    fake_openai.enqueue(delay(IN_FLIGHT_S))
+    killed_mid_run(run, fake_openai, finished_calls=0)
+
+    fake_openai.enqueue(json_answer({"answer": "hello"}))
+    resume(run)
+
+    assert asked(fake_openai) == ["Solo", "Solo"]
+    run = Run.objects.get(pk=run.pk)
+    assert (run.status, run.output, run.attempts) == ("completed", {"answer": "hello"}, 2)
+    types = event_types(stored_events(run.pk))
+    assert types == [
+        "run.started",
+        "agent.started",
+        "run.resumed",
+        "agent.started",
+        "agent.completed",
+        "run.completed",
+    ]
+    spans = assert_paid_once_per_call(run, team.provider)
+    assert sorted(span.status for span in spans["agent"]) == ["completed", "interrupted"]
 
 
 def test_a_run_killed_on_every_attempt_fails_after_the_bound_with_the_reason(

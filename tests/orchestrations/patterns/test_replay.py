@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from agents.runtime.runner import replaying
-from agents.runtime.types import AgentResult, AgentSpec
+from agents.runtime.types import AgentError, AgentResult, AgentSpec
 from orchestrations.patterns import PATTERNS, PatternContext, run_pattern
 from tests.fakes.recorder import MemoryRecorder
-from tests.orchestrations.patterns.conftest import ScriptedAgents, agent
+from tests.orchestrations.patterns.conftest import ScriptedAgents, agent, fail
 from tests.orchestrations.patterns.test_consensus import SPLIT, VOTERS
 from tests.orchestrations.patterns.test_debate import CON, JUDGE, PRO
 from tests.orchestrations.patterns.test_debate import SCRIPT as DEBATE
@@ -74,9 +74,10 @@ class Execution:
         slowest_first: bool,
         replay: Mapping[str, Any] | None = None,
         answers: Mapping[str, AgentResult] | None = None,
+        case: tuple[Sequence[AgentSpec], Mapping[str, Any], Mapping[str, Any]] | None = None,
     ):
         self.pattern_id = pattern_id
-        agents, script, self.config = CASES[pattern_id]
+        agents, script, self.config = case or CASES[pattern_id]
         self.agents = tuple(agents)
         self.scripted = ScriptedAgents(script)
         order = list(reversed(self.agents)) if slowest_first else list(self.agents)
@@ -88,7 +89,11 @@ class Execution:
 
     async def _timed(self, spec, inputs, parent_span_id, /, *, key=None) -> AgentResult:
         await asyncio.sleep(self.delay[spec.agent_id])
-        result = await self.scripted(spec, inputs, parent_span_id, key=key)
+        try:
+            result = await self.scripted(spec, inputs, parent_span_id, key=key)
+        except AgentError as failure:
+            self.results[key] = failure
+            raise
         result = self.answers.get(key, result)
         self.results[key] = result
         return result
@@ -167,3 +172,15 @@ async def test_a_call_asked_something_else_is_not_answered_from_the_record():
     await changed.run()
 
     assert [call.agent_id for call in changed.scripted.calls] == ["editor"]  # the same answer follows
+
+
+async def test_a_recorded_failure_is_replayed_as_the_same_failure():
+    tolerant = (TRIO, {"b": fail("b is down")}, {"on_agent_error": "continue"})
+    original = Execution("parallel", slowest_first=False, case=tolerant)
+    result = await original.run()
+
+    replayed = Execution("parallel", slowest_first=True, replay=original.results, case=tolerant)
+    again = await replayed.run()
+
+    assert replayed.scripted.calls == []
+    assert again.output == result.output and again.output["errors"] == {"b": "b is down"}
