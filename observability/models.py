@@ -133,6 +133,7 @@ class Run(models.Model):
             models.Index(fields=["organization", "-created_at"]),
             models.Index(fields=["organization", "agent_id", "-created_at"]),
             models.Index(fields=["organization", "status"]),
+            models.Index(fields=["organization", "kind", "-created_at"]),  # the trace list by kind
             models.Index(fields=["status", "heartbeat_at"]),
         ]
 
@@ -265,12 +266,15 @@ class LatencyDailyRollup(models.Model):
 
 class UsageSeal(models.Model):
     """How far the organization's runs are folded into the daily rollups: every run created before
-    `sealed_until` (a UTC midnight; null: none yet) is counted there."""
+    `sealed_until` (a UTC midnight; null: none yet) is counted there. `sealed_runs` is how many of
+    those runs are still in the ledger (sealing adds them, pruning takes them away), so that the
+    trace list counts its runs without reading them."""
 
     organization = models.OneToOneField(
         "accounts.Organization", primary_key=True, on_delete=models.CASCADE, related_name="+"
     )
     sealed_until = models.DateTimeField(null=True)
+    sealed_runs = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.organization_id} sealed until {self.sealed_until}"

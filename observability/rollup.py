@@ -10,7 +10,8 @@ A day's runs reach the rollups in one of two ways:
   read raw runs from the seal on. A day is sealed once it ended at least `SEAL_GRACE` ago and no
   run of it (or of an earlier day) is still queued or running: a finished run's totals never
   change, and runs are created with the server's clock at insert, so nothing sealed changes later.
-- `prune_runs` folds the usage of unsealed runs it deletes (a sealed run is already counted).
+- `prune_runs` folds the usage of unsealed runs it deletes (a sealed run is already counted) and
+  takes the sealed ones it deletes off `UsageSeal.sealed_runs`.
 
 Either way each run is counted once: reads add every rollup row of the window to the raw runs
 created from the seal on."""
@@ -20,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import connections, transaction
-from django.db.models import Count, DateTimeField, Min, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import BigIntegerField, Count, DateTimeField, Min, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -48,6 +49,17 @@ def unsealed_runs(organization_id: str) -> QuerySet[Run]:
     return Run.objects.filter(organization_id=organization_id, created_at__gte=since)
 
 
+def live_run_count(organization_id: str) -> int:
+    """How many runs of the organization the ledger holds, exactly, in one query that reads only
+    the runs from its seal on: the sealed ones are counted in the seal."""
+    sealed = UsageSeal.objects.filter(organization_id=organization_id).values("sealed_runs")
+    return (
+        unsealed_runs(organization_id)
+        .order_by()
+        .aggregate(n=Count("*") + Coalesce(Subquery(sealed, output_field=BigIntegerField()), Value(0)))["n"]
+    )
+
+
 def day_start(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -57,7 +69,7 @@ def day_start(moment: dt.datetime) -> dt.datetime:
 
 def rollup_add(runs: QuerySet[Run]) -> int:
     """Adds the usage of these runs to the daily rollup (one aggregate query, then upserts that
-    increment existing rows atomically); returns how many rollup rows it touched."""
+    increment existing rows atomically); returns how many runs it added."""
     groups = list(
         runs.annotate(day=TruncDate("created_at", tzinfo=dt.UTC))
         .order_by()
@@ -72,7 +84,7 @@ def rollup_add(runs: QuerySet[Run]) -> int:
     )
     if groups:
         _upsert_increments(groups)
-    return len(groups)
+    return sum(group["executions"] for group in groups)
 
 
 def _upsert_increments(groups: list[dict]) -> None:
@@ -158,10 +170,10 @@ def _seal_next_day(organization_id: str, target: dt.datetime) -> bool:
         runs = Run.objects.filter(
             organization_id=organization_id, created_at__gte=start, created_at__lt=start + DAY
         )
-        rollup_add(runs)
+        seal.sealed_runs += rollup_add(runs)
         _latency_store(organization_id, start.date(), runs)
         seal.sealed_until = start + DAY
-        seal.save(update_fields=["sealed_until"])
+        seal.save(update_fields=["sealed_until", "sealed_runs"])
         return True
 
 

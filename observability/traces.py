@@ -14,8 +14,32 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from observability.models import Run, Span
+from observability.rollup import live_run_count
 
 # Traces ---------------------------------------------------------------------------------------------
+
+
+class TraceQuerySet(QuerySet):
+    """The trace list. Until it is filtered, it is all of one organization's runs, and `count()`
+    (the paginator's) reads only the runs after the organization's seal, the sealed ones being
+    counted in it (`live_run_count`), instead of counting every run of the ledger."""
+
+    whole_organization: str | None = None
+
+    def _clone(self):
+        clone = super()._clone()
+        clone.whole_organization = self.whole_organization
+        return clone
+
+    def _filter_or_exclude(self, negate, args, kwargs):
+        clone = super()._filter_or_exclude(negate, args, kwargs)
+        clone.whole_organization = None
+        return clone
+
+    def count(self) -> int:
+        if self.whole_organization is not None and self._result_cache is None:
+            return live_run_count(self.whole_organization)
+        return super().count()
 
 
 def trace_list(*, organization_id: str) -> QuerySet[Run]:
@@ -28,10 +52,10 @@ def trace_list(*, organization_id: str) -> QuerySet[Run]:
         .annotate(n=Count("id"))
         .values("n")
     )
-    return (
-        Run.objects.filter(organization_id=organization_id)
-        .annotate(span_count=Coalesce(Subquery(spans, output_field=IntegerField()), 0))
-        .order_by("-created_at", "-id")
+    runs = TraceQuerySet(Run).filter(organization_id=organization_id)
+    runs.whole_organization = organization_id
+    return runs.annotate(span_count=Coalesce(Subquery(spans, output_field=IntegerField()), 0)).order_by(
+        "-created_at", "-id"
     )
 
 

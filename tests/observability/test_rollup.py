@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 
 from observability.models import LatencyDailyRollup, Run, UsageDailyRollup, UsageSeal
-from observability.rollup import SEAL_GRACE, day_start, usage_seal
+from observability.rollup import SEAL_GRACE, day_start, live_run_count, usage_seal
 from observability.series import METRIC_PERIODS, METRICS, metric_series
 from observability.sql import PERIODS
 from observability.usage import usage_for_agent, usage_summary
@@ -251,8 +251,33 @@ def test_pruning_sealed_and_unsealed_runs_counts_each_run_once(fleet):
     assert not Run.objects.filter(organization=org, created_at__lt=TODAY - dt.timedelta(days=41)).exists()
     assert Run.objects.filter(organization=org, created_at__lt=TODAY - dt.timedelta(days=39)).exists()
     assert_same(answers(org.pk, agents), expected)
+    assert live_run_count(org.pk) == Run.objects.filter(organization=org).count()
     usage_seal(org.pk, now=NOW)
     assert_same(answers(org.pk, agents), expected)
+    assert live_run_count(org.pk) == Run.objects.filter(organization=org).count()
+
+
+@pytest.mark.parametrize("days", [None, 0, 10])
+def test_the_trace_count_equals_the_runs_listed(viewer_client, fleet, other_org_owner, days):
+    """Unfiltered, the trace list counts sealed runs from the seal; filtered, it counts rows. Either
+    way the count is the number of the organization's runs the list holds."""
+    org, agents = fleet
+    if days is not None:
+        usage_seal(org.pk, now=NOW, max_days=days)
+    save(run(org, at=NOW + dt.timedelta(minutes=1), status="running", agent_id=agents[0]))
+    everything = viewer_client.get("/api/traces?limit=5").json()
+    assert everything["count"] == Run.objects.filter(organization=org).count()
+    for query, rows in (
+        (f"agent_id={agents[0]}", Run.objects.filter(organization=org, agent_id=agents[0])),
+        ("kind=orchestration", Run.objects.filter(organization=org, kind="orchestration")),
+        (
+            f"start_date={(TODAY - dt.timedelta(days=5)).date()}",
+            Run.objects.filter(organization=org, created_at__gte=TODAY - dt.timedelta(days=5)),
+        ),
+    ):
+        assert viewer_client.get(f"/api/traces?limit=5&{query}").json()["count"] == rows.count(), query
+    assert other_org_owner.organization.pk != org.pk
+    assert live_run_count(other_org_owner.organization.pk) == Run.objects.exclude(organization=org).count()
 
 
 def test_rollup_usage_command_seals_every_organization(fleet, other_org_owner):

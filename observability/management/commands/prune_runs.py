@@ -14,6 +14,7 @@ import re
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -28,6 +29,7 @@ _UNITS = {
     "": dt.timedelta(days=1),
 }
 MAX_BATCH_SIZE = 5000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def parse_age(text: str) -> dt.timedelta:
@@ -52,13 +54,15 @@ def runs_prune_batch(*, organization_id: str, cutoff: dt.datetime, batch_size: i
         candidates = _prunable(organization_id, cutoff).order_by("created_at")
         if connections[Run.objects.db].features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)  # a concurrent pruner skips them
-        run_ids = list(candidates.values_list("id", flat=True)[:batch_size])
-        if not run_ids:
+        batch = list(candidates.values_list("id", "created_at")[:batch_size])
+        if not batch:
             return 0
-        unsealed = Run.objects.filter(pk__in=run_ids)
-        if sealed_until is not None:  # runs before the seal are counted in the rollup already
-            unsealed = unsealed.filter(created_at__gte=sealed_until)
-        rollup_add(unsealed)
+        run_ids = [run_id for run_id, _ in batch]
+        # Runs before the seal are counted in the rollup already: they only leave the seal's count.
+        sealed = sum(1 for _, created_at in batch if sealed_until is not None and created_at < sealed_until)
+        rollup_add(Run.objects.filter(pk__in=run_ids, created_at__gte=sealed_until or _EPOCH))
+        if sealed:
+            UsageSeal.objects.filter(pk=organization_id).update(sealed_runs=F("sealed_runs") - sealed)
         RunEvent.objects.filter(run_id__in=run_ids).delete()
         # Every span of these runs goes in one statement, so the parent->children cascade that
         # Django would otherwise walk row by row has nothing left to delete.
