@@ -269,6 +269,15 @@ MAX_ACTIVE_RUNS_PER_ORG = int(env_str("STUDIO_MAX_ACTIVE_RUNS_PER_ORG", "100")) 
 REACT_MAX_TOOL_CALLS_PER_TURN = int(env_str("STUDIO_REACT_MAX_TOOL_CALLS_PER_TURN", "8"))
 REACT_MAX_TOOL_CALLS_PER_RUN = int(env_str("STUDIO_REACT_MAX_TOOL_CALLS_PER_RUN", "32"))
 
+# Outbound webhooks (deployments/webhooks.py): the waits after each failed attempt of a delivery
+# (so 1 + their number attempts, ~66 min in all by default), how many deliveries in a row may fail
+# for good before the webhook is disabled, one attempt's deadline, and how often every server
+# process looks for due deliveries (0: never; new ones are sent at once all the same).
+WEBHOOK_RETRY_DELAYS_S = [float(s) for s in env_list("STUDIO_WEBHOOK_RETRY_DELAYS_S", "10,60,300,900,2700")]
+WEBHOOK_DISABLE_AFTER_FAILURES = int(env_str("STUDIO_WEBHOOK_DISABLE_AFTER_FAILURES", "5"))
+WEBHOOK_TIMEOUT_S = float(env_str("STUDIO_WEBHOOK_TIMEOUT_S", "10"))
+WEBHOOK_SWEEP_EVERY_S = float(env_str("STUDIO_WEBHOOK_SWEEP_EVERY_S", "30"))
+
 # Server-sent event streams of deployment runs one key may hold open at once.
 MAX_EVENT_STREAMS_PER_KEY = int(env_str("STUDIO_MAX_EVENT_STREAMS_PER_KEY", "10"))  # per server process
 
