@@ -9,6 +9,7 @@ import asyncio
 import functools
 import json
 
+import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
@@ -209,6 +210,39 @@ async def test_a_deployment_call_runs_its_pinned_snapshot_and_the_worker_counts_
     if not suffix:
         assert response.json()["outputs"] == GOOD
     assert counted("completed") == completed + 1
+
+
+async def test_an_mcp_tool_call_waits_for_its_queued_run(admin_user):
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    from studio.asgi import application
+
+    _, key = await sync_to_async(deploy)(admin_user, name="support")
+    completed = REGISTRY.get_sample_value(
+        "studio_deployment_requests_total", {"channel": "mcp", "outcome": "completed"}
+    )
+
+    async def call_tool():
+        transport = httpx.ASGITransport(app=application)
+        async with (
+            httpx.AsyncClient(transport=transport, headers=bearer(key), timeout=30) as http,
+            streamable_http_client("http://127.0.0.1/mcp/support", http_client=http) as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            [tool] = (await session.list_tools()).tools
+            return await session.call_tool(tool.name, INPUTS)
+
+    calling = asyncio.create_task(call_tool())
+    await job_appears()
+    await work_off()
+    result = await asyncio.wait_for(calling, 30)
+    assert not result.isError and result.structuredContent == GOOD
+    counted_after = REGISTRY.get_sample_value(
+        "studio_deployment_requests_total", {"channel": "mcp", "outcome": "completed"}
+    )
+    assert counted_after == (completed or 0) + 1
 
 
 def test_only_registered_hooks_over_plain_values_cross_to_a_worker():
