@@ -16,7 +16,8 @@ from typing import Any
 from django.utils import timezone
 
 from agents.runtime.types import AgentError
-from deployments.keys import key_matches, key_prefix, looks_like_key
+from deployments.admission import admitted_key
+from deployments.keys import looks_like_key
 from deployments.models import Deployment, DeploymentKey
 from deployments.pinning import pinned_of
 from observability import metrics
@@ -60,13 +61,9 @@ def deployment_admit(*, name: str, key: str | None, channel: str) -> Deployment:
     it: a missing key is 401 `not_authenticated`, any other (wrong, revoked, another deployment's)
     401 `invalid_api_key`, whether or not a deployment of that name exists. With a key: stopped is
     404 `not_found`; not served on this channel 404 `channel_off`; a suspended organization 403.
-    The hot path is one query."""
-    matched: DeploymentKey | None = None
-    if looks_like_key(key):
-        candidates = DeploymentKey.objects.select_related("deployment__organization").filter(
-            deployment__name=name, prefix=key_prefix(key), revoked_at__isnull=True
-        )
-        matched = next((row for row in candidates if key_matches(key, row.key_hash)), None)
+    The hot path reads no row: the key is admitted from this process's entries while the
+    deployment is unchanged (`deployments.admission`)."""
+    matched = admitted_key(name=name, key=key) if looks_like_key(key) else None
     if matched is None:
         message = "A deployment key is required." if not key else "The deployment key is not valid."
         raise DeploymentRefused(401, "invalid_api_key" if key else "not_authenticated", message)
@@ -81,7 +78,8 @@ def deployment_admit(*, name: str, key: str | None, channel: str) -> Deployment:
         raise DeploymentRefused(403, "organization_suspended", "The organization is suspended.")
     now = timezone.now()
     if matched.last_used_at is None or now - matched.last_used_at > KEY_TOUCH_EVERY:
-        DeploymentKey.objects.filter(pk=matched.pk).update(last_used_at=now)
+        DeploymentKey.objects.filter(pk=matched.key_id).update(last_used_at=now)
+        matched.last_used_at = now
     return deployment
 
 
