@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -154,11 +155,17 @@ def _bounded(max_bytes: int):
     return hook
 
 
+@functools.cache
+def _ssl_context():
+    # Loading the CA bundle costs tens of milliseconds: once per process, not once per call.
+    return httpx.create_ssl_context()
+
+
 def _http_client(headers: Mapping[str, str], limits: McpLimits) -> httpx.AsyncClient:
-    transport = httpx.AsyncHTTPTransport()
+    transport = httpx.AsyncHTTPTransport(verify=_ssl_context())
     # httpx builds its pool without a way to pass the network backend: rebuilt with one.
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
+        ssl_context=_ssl_context(),
         network_backend=_VettingBackend(allow_private=settings.ALLOW_PRIVATE_PROVIDER_URLS),
     )
     return httpx.AsyncClient(
@@ -280,13 +287,15 @@ def result_text(result: types.CallToolResult) -> str:
 
 
 class StudioMcpCaller:
-    """The MCP tools of one organization's servers, for the runs of that organization: a server is
-    read once per caller (one run); its allow-list is applied to listing and calling."""
+    """The MCP tools of one organization's servers, for one run of that organization: a server is
+    read and listed once per run (its agents and tool agents share the listing); its allow-list is
+    applied to listing and calling."""
 
     def __init__(self, *, organization_id: str, limits: McpLimits | None = None):
         self.organization_id = organization_id
         self.limits = limits or mcp_limits()
         self._servers: dict[str, McpServer | None] = {}
+        self._listings: dict[str, list[McpToolInfo]] = {}  # each server listed once per run
         self._secrets: set[str] = set()
 
     async def _server(self, server_id: str) -> McpServer:
@@ -305,13 +314,15 @@ class StudioMcpCaller:
         return server
 
     async def list_tools(self, server_id: str) -> Sequence[McpToolInfo]:
-        server = await self._server(server_id)
-        tools = await mcp_server_tool_list(server, limits=self.limits)
-        return [
-            McpToolInfo(name=tool.name, description=tool.description or "", input_schema=tool.inputSchema)
-            for tool in tools
-            if server.allows(tool.name)
-        ]
+        if server_id not in self._listings:
+            server = await self._server(server_id)
+            tools = await mcp_server_tool_list(server, limits=self.limits)
+            self._listings[server_id] = [
+                McpToolInfo(name=tool.name, description=tool.description or "", input_schema=tool.inputSchema)
+                for tool in tools
+                if server.allows(tool.name)
+            ]
+        return self._listings[server_id]
 
     async def call_tool(self, server_id: str, tool: str, arguments: Mapping[str, Any]) -> McpToolOutput:
         server = await self._server(server_id)

@@ -228,3 +228,25 @@ def test_a_slow_server_hits_the_call_deadline_as_a_tool_error(
     (answer,) = tool_messages(fake_openai.requests[1])
     assert tool_error(answer)["code"] == "mcp_timeout"
     assert Run.objects.get(pk=result["run_id"]).status == "completed"
+
+
+def test_a_run_lists_each_server_once_for_all_its_agents(
+    member, provider, orders_server, fake_openai, fake_mcp
+):
+    entry = f"{{mcp_server: {orders_server.pk}, tool: lookup_order}}"
+    helper = react_agent(member.organization, entry)
+    helper.name = "Order helper"
+    helper.save()
+    front = react_agent(member.organization, f"{{agent_id: {helper.pk}}}", entry)
+    fake_openai.enqueue(
+        tool_calls({"name": "order_helper", "arguments": {"inquiry": "order 42?"}}),  # the front desk
+        tool_calls({"name": "lookup_order", "arguments": {"order_id": "42"}}),  # the helper
+        json_answer(GOOD),  # the helper answers
+        json_answer(GOOD),  # the front desk answers
+    )
+
+    result = agent_test_run(user=member, agent=front, inputs=INQUIRY)
+
+    assert result["output"] == GOOD
+    assert [call.tool for call in fake_mcp.calls] == ["lookup_order"]
+    assert fake_mcp.sessions == 2  # one listing for both agents, one call

@@ -44,6 +44,7 @@ class FakeMcpServer:
         self.calls: list[ServedCall] = []
         self.rejected = 0  # requests refused for a missing or wrong header
         self.delay_s = 0.0  # wait this long before answering each request (timeouts)
+        self.sessions = 0  # MCP sessions opened (initialize requests)
         self._lock = threading.Lock()
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -65,6 +66,7 @@ class FakeMcpServer:
             self.calls.clear()
             self.rejected = 0
             self.delay_s = 0.0
+            self.sessions = 0
 
     # ---- the MCP app ----------------------------------------------------------------------------
 
@@ -98,11 +100,22 @@ class FakeMcpServer:
                 return await response(scope, receive, send)
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
+            receive = self._counting_sessions(receive)
             _request_headers.set(headers)
             return await inner(scope, receive, send)
 
         app.lifespan = lifespan
         return app
+
+    def _counting_sessions(self, receive):
+        async def counted():
+            message = await receive()
+            if b'"method":"initialize"' in message.get("body", b"").replace(b" ", b""):
+                with self._lock:
+                    self.sessions += 1
+            return message
+
+        return counted
 
     def _record(self, tool: str, arguments: dict[str, Any]) -> None:
         with self._lock:
