@@ -196,7 +196,16 @@ async def _session(url: str, headers: Mapping[str, str], limits: McpLimits) -> A
     except McpToolError:
         raise
     except (Exception, BaseExceptionGroup) as exc:  # noqa: B036 (the client's task group wraps them)
+        _reraise_cancellation(exc)
         raise _as_tool_error(exc, limits) from None
+
+
+def _reraise_cancellation(exc: BaseException) -> None:
+    """A cancellation (the run's deadline, a cancel) wrapped by the client's task group stays one."""
+    if isinstance(exc, BaseExceptionGroup):
+        cancelled, _ = exc.split(asyncio.CancelledError)
+        if cancelled is not None:
+            raise asyncio.CancelledError() from exc
 
 
 def _as_tool_error(exc: BaseException, limits: McpLimits) -> McpToolError:
@@ -257,6 +266,7 @@ async def mcp_server_tool_call(
         try:
             result = await session.call_tool(tool, dict(arguments))
         except (Exception, BaseExceptionGroup) as exc:  # noqa: B036
+            _reraise_cancellation(exc)
             raise _as_tool_error(exc, limits) from None
     text = result_text(result)
     if len(text.encode()) > limits.max_result_bytes:

@@ -3,11 +3,12 @@ headers that never come back, the tools a real MCP server lists, and agent confi
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
-from agents.mcp_tools import server_headers
+from agents.mcp_tools import _reraise_cancellation, server_headers
 from agents.models import McpServer
 from observability.models import AuditLog
 from tests.agents.agent_configs import support_yaml
@@ -246,3 +247,28 @@ def test_a_server_an_agent_uses_cannot_be_deleted(admin_client_, admin_user):
     unused = make_mcp_server(admin_user.organization)
     assert admin_client_.delete(detail(unused)).status_code == 204
     assert AuditLog.objects.filter(record_id=unused.pk, operation_type="delete").exists()
+
+
+def test_a_cancellation_wrapped_by_the_clients_task_group_stays_a_cancellation():
+    wrapped = BaseExceptionGroup("task group", [ConnectionError("closing"), asyncio.CancelledError()])
+    with pytest.raises(asyncio.CancelledError):
+        _reraise_cancellation(wrapped)
+    _reraise_cancellation(ExceptionGroup("task group", [ConnectionError("refused")]))  # not one: no raise
+
+
+def test_an_agents_mcp_tools_show_in_its_history_and_its_exported_code(auth_client, user):
+    server = make_mcp_server(user.organization)
+    agent = make_agent(user.organization, react_yaml(f"{{mcp_server: {server.pk}, tool: lookup_order}}"))
+    yaml = react_yaml(
+        f"{{mcp_server: {server.pk}, tool: lookup_order}}", f"{{mcp_server: {server.pk}, tool: repeat_text}}"
+    )
+    changed = auth_client.patch(f"/api/agents/{agent.pk}", {"config_yaml": yaml}, format="json")
+    assert changed.status_code == 200, changed.content
+    (version,) = auth_client.get(f"/api/agents/{agent.pk}/versions").json()["results"]
+    assert f"tools changed: added {server.pk}/repeat_text" in version["change_summary"]
+
+    code = auth_client.get(f"/api/agents/{agent.pk}/code")
+    assert code.status_code == 200
+    assert (
+        f"{{'mcp_server': '{server.pk}', 'tool': 'repeat_text', 'description': None" in code.content.decode()
+    )

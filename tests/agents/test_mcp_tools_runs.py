@@ -11,8 +11,10 @@ import pytest
 
 from agents.runs import agent_test_run
 from observability.models import AuditLog, Run, RunEvent, Span
+from observability.supervisor import RunFailed
 from tests.agents.agent_configs import support_yaml
 from tests.agents.factories import make_agent, make_mcp_server
+from tests.deployments.helpers import bearer, deploy
 from tests.fakes.behaviours import json_answer, tool_calls
 from tests.providers.factories import make_provider_config
 
@@ -250,3 +252,46 @@ def test_a_run_lists_each_server_once_for_all_its_agents(
     assert result["output"] == GOOD
     assert [call.tool for call in fake_mcp.calls] == ["lookup_order"]
     assert fake_mcp.sessions == 2  # one listing for both agents, one call
+
+
+def test_the_agents_own_deadline_ends_the_run_during_a_slow_call(
+    member, provider, orders_server, fake_openai, fake_mcp
+):
+    tools = f"tools:\n  - {{mcp_server: {orders_server.pk}, tool: lookup_order}}\n"
+    yaml = support_yaml(provider="openai_compatible", model="gpt-4o-mini", strategy="react", tools=tools)
+    agent = make_agent(member.organization, yaml.replace("timeout_s: 20", "timeout_s: 1.5"))
+    fake_openai.enqueue(
+        tool_calls({"name": "lookup_order", "arguments": {"order_id": "42"}}), json_answer(GOOD)
+    )
+    fake_mcp.delay_s = 5  # within the MCP deadline (30 s), past the agent's
+
+    with pytest.raises(RunFailed) as failed:
+        agent_test_run(user=member, agent=agent, inputs=INQUIRY)
+
+    assert failed.value.code == "provider_timeout"  # the run's limit, not a tool error
+    run = Run.objects.get()
+    assert run.status == "failed"
+    assert Span.objects.get(run=run, kind="tool").status == "cancelled"
+
+
+def test_a_deployed_agent_calls_its_mcp_tools(admin_user, fake_openai, fake_mcp, client):
+    make_provider_config(admin_user.organization, api_base_url=fake_openai.base_url, is_default=True)
+    server = make_mcp_server(admin_user.organization, url=fake_mcp.url, headers=fake_mcp.headers)
+    agent = react_agent(admin_user.organization, f"{{mcp_server: {server.pk}, tool: lookup_order}}")
+    _, key = deploy(admin_user, agent, name="order-desk")
+    fake_openai.enqueue(
+        tool_calls({"name": "lookup_order", "arguments": {"order_id": "42"}}), json_answer(GOOD)
+    )
+
+    response = client.post(
+        "/workflows/order-desk/execute",
+        {"inputs": INQUIRY},
+        content_type="application/json",
+        headers=bearer(key),
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["outputs"] == GOOD
+    assert [call.tool for call in fake_mcp.calls] == ["lookup_order"]
+    run = Run.objects.get(pk=response.json()["run_id"])
+    assert run.kind == "deployment" and Span.objects.get(run=run, kind="tool").status == "completed"

@@ -43,7 +43,7 @@ class FakeMcpServer:
         self.api_key = api_key
         self.calls: list[ServedCall] = []
         self.rejected = 0  # requests refused for a missing or wrong header
-        self.delay_s = 0.0  # wait this long before answering each request (timeouts)
+        self.delay_s = 0.0  # each tool waits this long before it answers (timeouts)
         self.sessions = 0  # MCP sessions opened (initialize requests)
         self._lock = threading.Lock()
         with socket.socket() as sock:
@@ -75,15 +75,17 @@ class FakeMcpServer:
         record = self._record
 
         @mcp.tool(description="The status of an order, by its number.")
-        def lookup_order(order_id: str) -> dict[str, Any]:
+        async def lookup_order(order_id: str) -> dict[str, Any]:
             record("lookup_order", {"order_id": order_id})
+            await asyncio.sleep(self.delay_s)
             if order_id not in ORDERS:
                 raise ValueError(f"no order {order_id}")
             return ORDERS[order_id]
 
         @mcp.tool(description="Repeats a text a number of times.")
-        def repeat_text(text: str, times: int = 1) -> str:
+        async def repeat_text(text: str, times: int = 1) -> str:
             record("repeat_text", {"text": text, "times": times})
+            await asyncio.sleep(self.delay_s)
             return text * times
 
         inner = mcp.streamable_http_app()
@@ -98,8 +100,6 @@ class FakeMcpServer:
                     self.rejected += 1
                 response = JSONResponse({"error": "missing or wrong key"}, status_code=401)
                 return await response(scope, receive, send)
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
             receive = self._counting_sessions(receive)
             _request_headers.set(headers)
             return await inner(scope, receive, send)
