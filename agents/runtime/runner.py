@@ -221,6 +221,14 @@ def replaying(run_agent: RunAgent, replay: Mapping[str, AgentResult | AgentError
 def call_digest(spec: AgentSpec, inputs: Mapping[str, Any]) -> str:
     """A digest of what an agent call is asked (the agent as configured, its role, its inputs): a
     call key includes it, so a recorded answer is only reused for the same question."""
-    asked = [dataclasses.asdict(spec), dict(inputs)]
-    text = json.dumps(asked, sort_keys=True, default=str, ensure_ascii=False)
+    text = json.dumps([spec, dict(inputs)], sort_keys=True, default=_plain, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what `json` cannot write itself (without `dataclasses.asdict`'s deep copies)."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return dict(value)
+    return str(value)

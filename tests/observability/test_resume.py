@@ -6,11 +6,13 @@ seq, and the spans tell what happened. A run whose every attempt dies fails afte
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from agents.runs import agent_inputs_check
 from observability.limits import run_admit
@@ -20,6 +22,7 @@ from observability.supervisor import RunDraft, RunFailed
 from orchestrations.runs import orchestration_inputs_check, orchestration_spec
 from providers.aio import run_sync
 from providers.models import BudgetCounter
+from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401
 from tests.fakes.behaviours import delay, json_answer
 from tests.observability.resume_child import resume_child, run_work
 from tests.orchestrations.helpers import event_types, make_agent, make_orchestration, stored_events
@@ -267,6 +270,39 @@ def test_a_supervisor_run_killed_while_a_worker_works_plans_and_combines_once(me
         "supervisor_worker.plan",
         "supervisor_worker.work",
     ]
+
+
+async def test_a_follower_of_the_run_stream_sees_one_unbroken_run_across_the_resume(
+    member, team, fake_openai, llm_clients_closed
+):
+    writer, editor = await sync_to_async(team)("Writer", "Editor")
+    orchestration = await sync_to_async(make_orchestration)(
+        member.organization, "sequential", [writer, editor]
+    )
+    run = await sync_to_async(stored_run)(member, orchestration, {"text": "Refunds"})
+    fake_openai.enqueue(json_answer({"answer": "draft"}), delay(IN_FLIGHT_S))
+    await sync_to_async(killed_mid_run)(run, fake_openai, finished_calls=1)
+
+    follower, connected, _ = await open_communicator(f"/api/runs/{run.pk}/stream", user=member)
+    assert connected
+    fake_openai.enqueue(json_answer({"answer": "edited"}))
+    work, name = await sync_to_async(run_work)(run)
+    resuming = asyncio.create_task(run_resume(run, work, name=name))
+    frames = []
+    while not frames or frames[-1]["type"] != "run.completed":
+        frames.append(await follower.receive_json_from(timeout=60))
+    await resuming
+
+    assert [frame["seq"] for frame in frames] == list(range(1, len(frames) + 1))
+    assert [frame["type"] for frame in frames] == [
+        "run.started",
+        *["pattern.step", "agent.started", "agent.completed"],
+        *["pattern.step", "agent.started"],  # stored by the process that died
+        "run.resumed",  # live from here on
+        *["agent.started", "agent.completed"],
+        "run.completed",
+    ]
+    assert frames[-1]["data"]["output"]["output"] == {"answer": "edited"}
 
 
 def test_an_agent_run_killed_in_its_call_makes_it_once_more(member, team, fake_openai):
