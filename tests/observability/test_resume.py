@@ -18,7 +18,7 @@ from agents.runs import agent_inputs_check
 from observability.limits import run_admit
 from observability.models import Run, Span
 from observability.replay import ATTEMPTS_EXHAUSTED, run_resume
-from observability.supervisor import RunDraft, RunFailed
+from observability.supervisor import RunDraft, RunFailed, RunHandedBack, run_execute, run_hand_back
 from orchestrations.runs import orchestration_inputs_check, orchestration_spec
 from providers.aio import run_sync
 from providers.models import BudgetCounter
@@ -303,6 +303,44 @@ async def test_a_follower_of_the_run_stream_sees_one_unbroken_run_across_the_res
         "run.completed",
     ]
     assert frames[-1]["data"]["output"]["output"] == {"answer": "edited"}
+
+
+async def test_a_run_handed_back_at_shutdown_resumes_from_its_finished_calls(
+    member, team, fake_openai, llm_clients_closed
+):
+    writer, editor = await sync_to_async(team)("Writer", "Editor")
+    orchestration = await sync_to_async(make_orchestration)(
+        member.organization, "sequential", [writer, editor]
+    )
+    run = await sync_to_async(stored_run)(member, orchestration, {"text": "Refunds"})
+    fake_openai.enqueue(json_answer({"answer": "draft"}), delay(IN_FLIGHT_S))
+    work, name = await sync_to_async(run_work)(run)
+    executing = asyncio.create_task(run_execute(run, work, name=name))
+    while len(fake_openai.requests) < 2:  # the Editor's call is in flight
+        await asyncio.sleep(0.05)
+
+    assert run_hand_back(run.pk)  # a worker shutting down: the run goes back to the queue
+    with pytest.raises(RunHandedBack):
+        await executing
+    assert (await Run.objects.aget(pk=run.pk)).status == "queued"
+    fake_openai.enqueue(json_answer({"answer": "edited"}))
+    await run_resume(await Run.objects.aget(pk=run.pk), work, name=name)
+
+    assert asked(fake_openai) == ["Writer", "Editor", "Editor"]
+    run = await Run.objects.aget(pk=run.pk)
+    assert (run.status, run.attempts, run.output["output"]) == ("completed", 2, {"answer": "edited"})
+    events = await sync_to_async(stored_events)(run.pk)
+    types = event_types(events)
+    assert types.count("pattern.step") == 2 and types.count("run.started") == 1
+    assert types[types.index("run.resumed") - 1] == "agent.failed"  # the Editor's call, cancelled
+    steps = [span async for span in Span.objects.filter(run=run, kind="pattern").order_by("started_at")]
+    assert [(span.call_key, span.status) for span in steps] == [
+        ("1.step", "completed"),
+        ("2.step", "cancelled"),  # stopped by the hand-back
+        ("2.step", "completed"),  # entered again by the resumed run
+    ]
+    counter = await BudgetCounter.objects.aget(subject=team.provider.pk)
+    assert (counter.spent_usd, counter.reserved_usd) == (run.cost_usd, Decimal(0))
 
 
 def test_an_agent_run_killed_in_its_call_makes_it_once_more(member, team, fake_openai):
