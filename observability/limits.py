@@ -8,13 +8,15 @@ organization are admitted one after another and never exceed the cap together.""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from accounts.models import Organization
 from observability.models import Run
+from observability.rows import row_insert
 from studio.errors import CodedError
 
 if TYPE_CHECKING:
@@ -44,9 +46,40 @@ def run_admit(draft: RunDraft) -> Run:
     raises RunLimitReached otherwise (nothing is stored). `run_start` is its one caller."""
     limit = settings.MAX_ACTIVE_RUNS_PER_ORG
     with transaction.atomic():
-        # Serialises the admissions of one organization (SQLite's write lock does it there).
-        Organization.objects.select_for_update().filter(pk=draft.organization_id).values_list("pk").first()
-        active = Run.objects.filter(organization_id=draft.organization_id, status__in=IN_PROGRESS).count()
-        if active >= limit:
+        if _runs_in_progress(draft.organization_id, up_to=limit) >= limit:
             raise RunLimitReached(limit)
-        return Run.objects.create(**{**dataclasses.asdict(draft), "input": dict(draft.input)})
+        run = Run(**{**dataclasses.asdict(draft), "input": dict(draft.input)})
+        row_insert(run)
+        return run
+
+
+def _runs_in_progress(organization_id: str, *, up_to: int) -> int:
+    """The organization's runs in progress (counted up to `up_to`), under its row lock, which
+    serialises the admissions of one organization until the transaction ends (SQLite's write lock
+    does it there). On PostgreSQL the lock and the count go in one round trip, as two statements:
+    the count takes its snapshot once the lock is held, so it sees the run of whoever held it."""
+    lock, count = _statements()
+    count_params = [organization_id, *IN_PROGRESS, up_to]
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.execute(count, count_params)
+        elif connection.settings_dict["OPTIONS"].get("server_side_binding"):  # one statement a call
+            cursor.execute(lock, [organization_id])
+            cursor.execute(count, count_params)
+        else:  # client-side binding (Django's default) sends both statements at once
+            cursor.execute(f"{lock}; {count}", [organization_id, *count_params])
+            cursor.nextset()
+        return cursor.fetchone()[0]
+
+
+@functools.cache
+def _statements() -> tuple[str, str]:
+    """The lock of an organization's row, and the bounded count of its runs in progress."""
+    quote = connection.ops.quote_name
+    organizations, runs = quote(Organization._meta.db_table), quote(Run._meta.db_table)
+    organization = quote(Run._meta.get_field("organization").column)
+    status = quote(Run._meta.get_field("status").column)
+    statuses = ", ".join(["%s"] * len(IN_PROGRESS))
+    lock = f"SELECT 1 FROM {organizations} WHERE {quote('id')} = %s FOR UPDATE"  # noqa: S608
+    active = f"SELECT 1 FROM {runs} WHERE {organization} = %s AND {status} IN ({statuses}) LIMIT %s"  # noqa: S608
+    return lock, f"SELECT count(*) FROM ({active}) AS in_progress"  # noqa: S608
