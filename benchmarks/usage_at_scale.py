@@ -296,7 +296,7 @@ def rollup() -> None:
 
     with connection.cursor() as cursor:  # as autovacuum does after a table's first fill
         cursor.execute("ANALYZE observability_usagedailyrollup")
-        cursor.execute("ANALYZE observability_latencydailyrollup")
+        cursor.execute("ANALYZE observability_rundailyrollup")
 
 
 def measure(calls: int, only: str | None = None) -> None:

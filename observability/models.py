@@ -243,14 +243,17 @@ class UsageDailyRollup(models.Model):
         return f"{self.organization_id} {self.agent_id or '-'} {self.date} {self.kind}"
 
 
-class LatencyDailyRollup(models.Model):
-    """The latency percentiles of an organization's finished runs of one sealed day (over their
-    `execution_time_ms`), for the daily buckets of the metric series. Percentiles do not add up
-    across agents or days, so they are kept per day and organization, where the series needs them."""
+class RunDailyRollup(models.Model):
+    """One sealed day of an organization's runs as a whole: how many of them the ledger still holds
+    (sealing counts them, pruning takes them away), for the trace list's count, and the latency
+    percentiles of the finished ones (over their `execution_time_ms`), for the daily buckets of the
+    metric series. Percentiles do not add up across agents or days, so they are kept per day and
+    organization, where the series needs them."""
 
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
     date = models.DateField()
-    samples = models.PositiveIntegerField(default=0)  # finished runs of the day
+    runs = models.BigIntegerField(default=0)  # the day's runs still in the ledger
+    samples = models.PositiveIntegerField(default=0)  # its finished runs with an execution time
     p50_ms = models.FloatField(null=True)
     p95_ms = models.FloatField(null=True)
 
@@ -266,15 +269,12 @@ class LatencyDailyRollup(models.Model):
 
 class UsageSeal(models.Model):
     """How far the organization's runs are folded into the daily rollups: every run created before
-    `sealed_until` (a UTC midnight; null: none yet) is counted there. `sealed_runs` is how many of
-    those runs are still in the ledger (sealing adds them, pruning takes them away), so that the
-    trace list counts its runs without reading them."""
+    `sealed_until` (a UTC midnight; null: none yet) is counted there."""
 
     organization = models.OneToOneField(
         "accounts.Organization", primary_key=True, on_delete=models.CASCADE, related_name="+"
     )
     sealed_until = models.DateTimeField(null=True)
-    sealed_runs = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.organization_id} sealed until {self.sealed_until}"

@@ -11,7 +11,7 @@ A day's runs reach the rollups in one of two ways:
   run of it (or of an earlier day) is still queued or running: a finished run's totals never
   change, and runs are created with the server's clock at insert, so nothing sealed changes later.
 - `prune_runs` folds the usage of unsealed runs it deletes (a sealed run is already counted) and
-  takes the sealed ones it deletes off `UsageSeal.sealed_runs`.
+  takes the sealed ones it deletes off their day's `RunDailyRollup.runs`.
 
 Either way each run is counted once: reads add every rollup row of the window to the raw runs
 created from the seal on."""
@@ -22,10 +22,10 @@ import datetime as dt
 
 from django.db import connections, transaction
 from django.db.models import BigIntegerField, Count, DateTimeField, Min, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, Greatest, Least, TruncDate
 from django.utils import timezone
 
-from observability.models import LatencyDailyRollup, Run, UsageDailyRollup, UsageSeal
+from observability.models import Run, RunDailyRollup, UsageDailyRollup, UsageSeal
 from observability.sql import PercentileCont, percentile, percentiles_in_sql
 
 # How long after midnight a day may still receive runs (a transaction open across midnight, clocks
@@ -44,20 +44,50 @@ def unsealed_runs(organization_id: str) -> QuerySet[Run]:
     """The organization's runs that are not in the rollups yet: created from its seal on. The seal
     is a scalar subquery of the same statement (on PostgreSQL an InitPlan that bounds the index
     range), so reading it costs no query of its own."""
-    seal = UsageSeal.objects.filter(organization_id=organization_id).values("sealed_until")
-    since = Coalesce(Subquery(seal, output_field=DateTimeField()), Value(_BEFORE_ANY_RUN))
-    return Run.objects.filter(organization_id=organization_id, created_at__gte=since)
-
-
-def live_run_count(organization_id: str) -> int:
-    """How many runs of the organization the ledger holds, exactly, in one query that reads only
-    the runs from its seal on: the sealed ones are counted in the seal."""
-    sealed = UsageSeal.objects.filter(organization_id=organization_id).values("sealed_runs")
-    return (
-        unsealed_runs(organization_id)
-        .order_by()
-        .aggregate(n=Count("*") + Coalesce(Subquery(sealed, output_field=BigIntegerField()), Value(0)))["n"]
+    return Run.objects.filter(
+        organization_id=organization_id, created_at__gte=_seal_expression(organization_id)
     )
+
+
+def live_run_count(
+    organization_id: str, *, since: dt.datetime | None = None, until: dt.datetime | None = None
+) -> int:
+    """How many runs of the organization the ledger holds created in [since, until] (either open),
+    exactly, in one statement: whole sealed days in the range from their `RunDailyRollup` counts,
+    raw runs for the rest (the partial first and last days, and the days from the seal on)."""
+    first_whole = (
+        None if since is None else day_start(since) + (DAY if since != day_start(since) else dt.timedelta())
+    )
+    end = None if until is None else until + dt.timedelta(microseconds=1)  # exclusive
+    end_whole = None if end is None else day_start(end)
+    runs = Run.objects.filter(organization_id=organization_id)
+    if end is not None:
+        runs = runs.filter(created_at__lt=end)
+    days = RunDailyRollup.objects.filter(organization_id=organization_id)
+    # Raw runs after the whole sealed days: from the seal (or the range's last whole day) on.
+    tail_from = _seal_expression(organization_id)
+    if end_whole is not None:
+        tail_from = Least(tail_from, Value(end_whole))
+        days = days.filter(date__lt=end_whole.date())
+    extra = []
+    if first_whole is not None:
+        tail_from = Greatest(tail_from, Value(first_whole))
+        days = days.filter(date__gte=first_whole.date())
+        head = runs.filter(created_at__gte=since, created_at__lt=first_whole)
+        extra.append(_count_subquery(head.order_by().values("organization_id").annotate(n=Count("*"))))
+    whole = days.order_by().values("organization_id").annotate(n=Sum("runs"))
+    extra.append(_count_subquery(whole))
+    tail = runs.filter(created_at__gte=tail_from)
+    return tail.order_by().aggregate(n=sum(extra, Count("*")))["n"]
+
+
+def _count_subquery(grouped: QuerySet):
+    return Coalesce(Subquery(grouped.values("n"), output_field=BigIntegerField()), Value(0))
+
+
+def _seal_expression(organization_id: str):
+    seal = UsageSeal.objects.filter(organization_id=organization_id).values("sealed_until")
+    return Coalesce(Subquery(seal, output_field=DateTimeField()), Value(_BEFORE_ANY_RUN))
 
 
 def day_start(moment: dt.datetime) -> dt.datetime:
@@ -170,16 +200,17 @@ def _seal_next_day(organization_id: str, target: dt.datetime) -> bool:
         runs = Run.objects.filter(
             organization_id=organization_id, created_at__gte=start, created_at__lt=start + DAY
         )
-        seal.sealed_runs += rollup_add(runs)
-        _latency_store(organization_id, start.date(), runs)
+        folded = rollup_add(runs)
+        _day_store(organization_id, start.date(), runs, folded)
         seal.sealed_until = start + DAY
-        seal.save(update_fields=["sealed_until", "sealed_runs"])
+        seal.save(update_fields=["sealed_until"])
         return True
 
 
-def _latency_store(organization_id: str, date: dt.date, runs: QuerySet[Run]) -> None:
-    """The day's latency percentiles over its finished runs (the same `percentile_cont` as the
-    raw series on PostgreSQL; exact over all of the day's values elsewhere)."""
+def _day_store(organization_id: str, date: dt.date, runs: QuerySet[Run], count: int) -> None:
+    """The day's run count and latency percentiles over its finished runs (the same
+    `percentile_cont` as the raw series on PostgreSQL; exact over all of the day's values
+    elsewhere)."""
     timed = runs.filter(execution_time_ms__isnull=False).order_by()
     if percentiles_in_sql(timed):
         fractions = LATENCY_FRACTIONS.items()
@@ -191,7 +222,6 @@ def _latency_store(organization_id: str, date: dt.date, runs: QuerySet[Run]) -> 
         values = list(timed.values_list("execution_time_ms", flat=True))
         found = {"samples": len(values)}
         found |= {name: percentile(values, fraction) for name, fraction in LATENCY_FRACTIONS.items()}
-    if found["samples"]:
-        LatencyDailyRollup.objects.update_or_create(
-            organization_id=organization_id, date=date, defaults=found
-        )
+    RunDailyRollup.objects.update_or_create(
+        organization_id=organization_id, date=date, defaults={**found, "runs": count}
+    )

@@ -18,7 +18,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from observability.models import LatencyDailyRollup, Run, UsageDailyRollup
+from observability.models import Run, RunDailyRollup, UsageDailyRollup
 from observability.rollup import unsealed_runs
 from observability.sql import MONEY, as_date, as_utc, grouped_percentile, time_bucket
 
@@ -31,7 +31,7 @@ METRIC_PERIODS: dict[str, tuple[dt.timedelta, str, dt.timedelta]] = {
     "30d": (dt.timedelta(days=30), "day", dt.timedelta(days=1)),
 }
 PERCENTILES = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.95}
-ROLLUP_PERCENTILES = {"latency_p50_ms": "p50_ms", "latency_p95_ms": "p95_ms"}  # LatencyDailyRollup
+ROLLUP_PERCENTILES = {"latency_p50_ms": "p50_ms", "latency_p95_ms": "p95_ms"}  # RunDailyRollup
 
 
 # Metrics --------------------------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def _daily_values(organization_id: str, metric: str, start: dt.datetime, end: dt
     days = {"organization_id": organization_id, "date__gte": start.date(), "date__lt": end.date()}
     if metric in PERCENTILES:
         column = ROLLUP_PERCENTILES[metric]
-        stored = LatencyDailyRollup.objects.filter(**days).values_list("date", column)
+        stored = RunDailyRollup.objects.filter(**days).values_list("date", column)
         found = {_midnight(day): value for day, value in stored if value is not None}
         return found | _bucket_values(runs, metric, "day")
     raw = (

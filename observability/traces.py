@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from django.db.models import (
@@ -20,26 +21,38 @@ from observability.rollup import live_run_count
 
 
 class TraceQuerySet(QuerySet):
-    """The trace list. Until it is filtered, it is all of one organization's runs, and `count()`
-    (the paginator's) reads only the runs after the organization's seal, the sealed ones being
-    counted in it (`live_run_count`), instead of counting every run of the ledger."""
+    """The trace list. While it is filtered only by its organization and creation bounds,
+    `count()` (the paginator's) counts whole sealed days from the daily rollup and reads only the
+    other runs (`live_run_count`) instead of counting every run of the range."""
 
     whole_organization: str | None = None
+    created_since: dt.datetime | None = None
+    created_until: dt.datetime | None = None
 
     def _clone(self):
         clone = super()._clone()
         clone.whole_organization = self.whole_organization
+        clone.created_since, clone.created_until = self.created_since, self.created_until
         return clone
 
     def _filter_or_exclude(self, negate, args, kwargs):
         clone = super()._filter_or_exclude(negate, args, kwargs)
-        clone.whole_organization = None
+        if negate or args or not set(kwargs) <= _CREATION_BOUNDS:
+            clone.whole_organization = None
+            return clone
+        if (since := kwargs.get("created_at__gte")) is not None:
+            clone.created_since = since if clone.created_since is None else max(since, clone.created_since)
+        if (until := kwargs.get("created_at__lte")) is not None:
+            clone.created_until = until if clone.created_until is None else min(until, clone.created_until)
         return clone
 
     def count(self) -> int:
-        if self.whole_organization is not None and self._result_cache is None:
-            return live_run_count(self.whole_organization)
-        return super().count()
+        if self.whole_organization is None or self._result_cache is not None:
+            return super().count()
+        return live_run_count(self.whole_organization, since=self.created_since, until=self.created_until)
+
+
+_CREATION_BOUNDS = {"created_at__gte", "created_at__lte"}
 
 
 def trace_list(*, organization_id: str) -> QuerySet[Run]:

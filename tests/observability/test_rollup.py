@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
-from observability.models import LatencyDailyRollup, Run, UsageDailyRollup, UsageSeal
+from observability.models import Run, RunDailyRollup, UsageDailyRollup, UsageSeal
 from observability.rollup import SEAL_GRACE, day_start, live_run_count, usage_seal
 from observability.series import METRIC_PERIODS, METRICS, metric_series
 from observability.sql import PERIODS
@@ -57,7 +57,7 @@ def raw_answers(organization_id: str, agent_ids: list[str], now: dt.datetime = N
         with transaction.atomic():
             UsageSeal.objects.filter(organization_id=organization_id).delete()
             UsageDailyRollup.objects.filter(organization_id=organization_id).delete()
-            LatencyDailyRollup.objects.filter(organization_id=organization_id).delete()
+            RunDailyRollup.objects.filter(organization_id=organization_id).delete()
             found = answers(organization_id, agent_ids, now)
             raise Rollback
     except Rollback:
@@ -124,9 +124,7 @@ def test_sealed_answers_equal_the_raw_answers_for_every_period_and_metric(fleet)
 
     assert sealed_until(org) == TODAY  # everything before today; today stays raw
     assert UsageDailyRollup.objects.filter(organization=org).exists()
-    assert LatencyDailyRollup.objects.filter(
-        organization=org, date=TODAY.date() - dt.timedelta(days=1)
-    ).exists()
+    assert RunDailyRollup.objects.filter(organization=org, date=TODAY.date() - dt.timedelta(days=1)).exists()
     assert_same(answers(org.pk, agents), expected)
 
 
@@ -257,26 +255,44 @@ def test_pruning_sealed_and_unsealed_runs_counts_each_run_once(fleet):
     assert live_run_count(org.pk) == Run.objects.filter(organization=org).count()
 
 
-@pytest.mark.parametrize("days", [None, 0, 10])
+def stamp(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@pytest.mark.parametrize("days", [None, 0, 10, 49])
 def test_the_trace_count_equals_the_runs_listed(viewer_client, fleet, other_org_owner, days):
-    """Unfiltered, the trace list counts sealed runs from the seal; filtered, it counts rows. Either
-    way the count is the number of the organization's runs the list holds."""
+    """Unfiltered or filtered by dates only, the trace list counts whole sealed days from the
+    rollup; otherwise it counts rows. Either way the count is the number of runs the list holds,
+    for ranges inside one day, across the seal, over partial first and last days, after pruning."""
     org, agents = fleet
     if days is not None:
         usage_seal(org.pk, now=NOW, max_days=days)
     save(run(org, at=NOW + dt.timedelta(minutes=1), status="running", agent_id=agents[0]))
-    everything = viewer_client.get("/api/traces?limit=5").json()
-    assert everything["count"] == Run.objects.filter(organization=org).count()
-    for query, rows in (
-        (f"agent_id={agents[0]}", Run.objects.filter(organization=org, agent_id=agents[0])),
-        ("kind=orchestration", Run.objects.filter(organization=org, kind="orchestration")),
-        (
-            f"start_date={(TODAY - dt.timedelta(days=5)).date()}",
-            Run.objects.filter(organization=org, created_at__gte=TODAY - dt.timedelta(days=5)),
+    if days == 10:  # some sealed days pruned: their runs leave the list and the rollup's count
+        age = (dt.datetime.now(dt.UTC) - TODAY).days + 45
+        call_command("prune_runs", "--older-than", f"{age}d", stdout=StringIO())
+    runs = Run.objects.filter(organization=org)
+    edge = TODAY - dt.timedelta(days=40)
+    hour = dt.timedelta(hours=1)
+    week_ago = TODAY - dt.timedelta(days=5)
+    across, until = edge - dt.timedelta(days=3, hours=1), TODAY - 3 * hour
+    ranges = {
+        "": runs,
+        f"start_date={week_ago.date()}": runs.filter(created_at__gte=week_ago),
+        f"start_date={stamp(edge + 12 * hour)}": runs.filter(created_at__gte=edge + 12 * hour),
+        f"end_date={edge.date()}": runs.filter(created_at__lt=edge + dt.timedelta(days=1)),
+        f"end_date={stamp(edge)}": runs.filter(created_at__lte=edge),
+        f"start_date={stamp(across)}&end_date={stamp(until)}": runs.filter(
+            created_at__gte=across, created_at__lte=until
         ),
-    ):
+        f"start_date={stamp(edge + hour)}&end_date={stamp(edge + 23 * hour)}": runs.filter(
+            created_at__gte=edge + hour, created_at__lte=edge + 23 * hour
+        ),
+        f"agent_id={agents[0]}": runs.filter(agent_id=agents[0]),
+        "kind=orchestration": runs.filter(kind="orchestration"),
+    }
+    for query, rows in ranges.items():
         assert viewer_client.get(f"/api/traces?limit=5&{query}").json()["count"] == rows.count(), query
-    assert other_org_owner.organization.pk != org.pk
     assert live_run_count(other_org_owner.organization.pk) == Run.objects.exclude(organization=org).count()
 
 

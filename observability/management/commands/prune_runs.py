@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, transaction
@@ -18,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Organization
-from observability.models import Run, RunEvent, Span, UsageSeal
+from observability.models import Run, RunDailyRollup, RunEvent, Span, UsageSeal
 from observability.rollup import rollup_add
 
 _AGE = re.compile(r"^(\d+)([hdw]?)$")
@@ -58,11 +59,17 @@ def runs_prune_batch(*, organization_id: str, cutoff: dt.datetime, batch_size: i
         if not batch:
             return 0
         run_ids = [run_id for run_id, _ in batch]
-        # Runs before the seal are counted in the rollup already: they only leave the seal's count.
-        sealed = sum(1 for _, created_at in batch if sealed_until is not None and created_at < sealed_until)
+        # Runs before the seal are in the rollup already: they only leave their day's run count.
         rollup_add(Run.objects.filter(pk__in=run_ids, created_at__gte=sealed_until or _EPOCH))
-        if sealed:
-            UsageSeal.objects.filter(pk=organization_id).update(sealed_runs=F("sealed_runs") - sealed)
+        sealed_days = Counter(
+            created_at.astimezone(dt.UTC).date()
+            for _, created_at in batch
+            if sealed_until is not None and created_at < sealed_until
+        )
+        for day, gone in sealed_days.items():
+            RunDailyRollup.objects.filter(organization_id=organization_id, date=day).update(
+                runs=F("runs") - gone
+            )
         RunEvent.objects.filter(run_id__in=run_ids).delete()
         # Every span of these runs goes in one statement, so the parent->children cascade that
         # Django would otherwise walk row by row has nothing left to delete.
