@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agents.runs import agent_test_run
 from observability import metrics
 from observability.recorder import RunRecorder
+from observability.rollup import usage_seal
 from observability.series import METRICS, metric_series
 from observability.sql import percentile
 from providers.gateway import StudioGateway
@@ -159,6 +160,19 @@ def test_metrics_query_count_is_constant(viewer_client, viewer, django_assert_nu
     save(*(run(viewer.organization, at=timezone.now() - dt.timedelta(hours=i % 24)) for i in range(n)))
     with django_assert_num_queries(2):  # user, the bucketed aggregate
         series(viewer_client, metric)
+
+
+@pytest.mark.parametrize(("metric", "queries"), [("cost_usd", 2), ("latency_p50_ms", 3)])
+@pytest.mark.parametrize("n", [1, 40])
+def test_daily_series_query_count_is_constant(
+    viewer_client, viewer, django_assert_num_queries, metric, queries, n
+):
+    """30d: sums are one UNION ALL of rollups and raw runs; a percentile reads the sealed days'
+    stored ones, then the raw days."""
+    save(*(run(viewer.organization, at=timezone.now() - dt.timedelta(days=i % 29)) for i in range(n)))
+    usage_seal(viewer.organization_id)
+    with django_assert_num_queries(queries):  # user, then those
+        series(viewer_client, metric, "30d")
 
 
 # Process metrics on /metrics ------------------------------------------------------------------------
