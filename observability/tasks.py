@@ -48,6 +48,7 @@ from studio.background import spawn
 logger = logging.getLogger(__name__)
 
 MAINTENANCE_QUEUE = "maintenance"
+HAND_BACK_WAIT_S = 5.0
 
 
 def cron_every(seconds: float) -> str:
@@ -82,11 +83,22 @@ async def execute_run(
     execution = spawn(_execute, run, name, stream, on_finished, attempt, name=f"run {run_id}")
     try:
         await asyncio.shield(execution)
-    except asyncio.CancelledError:
-        if run_hand_back(run_id):
-            await asyncio.gather(execution, return_exceptions=True)
+    except asyncio.CancelledError:  # Procrastinate aborts the jobs still running after the drain
+        if await _handed_back(run_id, execution):
             raise RunHandedBack(run_id) from None
         raise
+
+
+async def _handed_back(run_id: str, execution: asyncio.Task) -> bool:
+    """Hands the run back (see `run_hand_back`) once its work runs, if it is still going: a job
+    stopped while its run was being rebuilt or marked running waits for that, briefly."""
+    deadline = asyncio.get_running_loop().time() + HAND_BACK_WAIT_S
+    while not execution.done() and asyncio.get_running_loop().time() < deadline:
+        if run_hand_back(run_id):
+            await asyncio.gather(execution, return_exceptions=True)
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 async def _execute(run: Run, name: str, stream: bool, on_finished, attempt: int) -> None:
