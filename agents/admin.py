@@ -7,6 +7,7 @@ from agents import services
 from agents.mcp_tools import mcp_url_problem
 from agents.models import Agent, AgentVersion, McpServer
 from agents.runtime.validation import ConfigError
+from providers.llm.urlsafety import url_origin
 from studio.admin import AuditedAdmin
 
 EDITABLE_FIELDS = ["name", "description", "agent_type", "status", "is_public", "config_yaml"]
@@ -128,6 +129,16 @@ class McpServerAdminForm(forms.ModelForm):
         if problem is not None:
             raise forms.ValidationError(problem)
         return url
+
+    def clean(self):
+        cleaned = super().clean()
+        url, moved = cleaned.get("url"), False
+        if url and self.instance.headers_encrypted:
+            moved = url_origin(url) != self.instance.headers_origin
+        if moved and not cleaned.get("new_headers"):
+            message = "A URL on another scheme, host or port needs the headers again (sent only where given)."
+            self.add_error("new_headers", message)
+        return cleaned
 
     def clean_allowed_tools(self):
         tools = self.cleaned_data["allowed_tools"]

@@ -71,3 +71,23 @@ def test_servers_are_added_and_removed_through_the_api_only(operator_browser, me
     server = make_mcp_server(member.organization)
     assert operator_browser.get("/admin/agents/mcpserver/add/").status_code == 403
     assert operator_browser.get(f"/admin/agents/mcpserver/{server.pk}/delete/").status_code == 403
+
+
+def test_moving_the_url_to_another_origin_asks_for_the_headers_again(operator_browser, member, settings):
+    settings.ALLOW_PRIVATE_PROVIDER_URLS = False
+    server = make_mcp_server(
+        member.organization, url="https://93.184.216.34/mcp", headers={"Authorization": SECRET}
+    )
+
+    refused = operator_browser.post(change_url(server), form_data(server, url="https://93.184.216.35/mcp"))
+    assert refused.status_code == 200 and "needs the headers again" in refused.content.decode()
+    server.refresh_from_db()
+    assert server.url == "https://93.184.216.34/mcp" and not AuditLog.objects.exists()
+
+    headers = json.dumps({"Authorization": "Bearer for-the-new-host-7777"})
+    moved = operator_browser.post(
+        change_url(server), form_data(server, url="https://93.184.216.35/mcp", new_headers=headers)
+    )
+    assert moved.status_code == 302
+    server.refresh_from_db()
+    assert server_headers(server) == {"Authorization": "Bearer for-the-new-host-7777"}

@@ -272,3 +272,12 @@ def test_an_agents_mcp_tools_show_in_its_history_and_its_exported_code(auth_clie
     assert (
         f"{{'mcp_server': '{server.pk}', 'tool': 'repeat_text', 'description': None" in code.content.decode()
     )
+
+
+def test_the_address_is_checked_again_when_connecting(admin_client_, admin_user, fake_mcp, settings):
+    # Stored while private URLs were allowed (or its host's DNS answer changed since): refused now.
+    server = make_mcp_server(admin_user.organization, url=fake_mcp.url, headers=fake_mcp.headers)
+    settings.ALLOW_PRIVATE_PROVIDER_URLS = False
+    response = admin_client_.get(f"{detail(server)}/tools")
+    assert response.status_code == 502 and response.json()["error"]["code"] == "unsafe_url"
+    assert fake_mcp.sessions == 0
