@@ -1,12 +1,11 @@
-"""Server CPU per request and req/s of the API's cheapest requests and of a deployment call, next to
-a bare async Django view (`/bench/bare`, benchmarks/bench_settings.py) on the same server in the
-same run.
+"""Server CPU per request and req/s of the API's cheapest requests, next to a bare async Django view
+(`/bench/bare`, benchmarks/bench_settings.py) on the same server in the same run. Deployment calls
+have their own script, benchmarks/deployment_cost.py (beside LiteLLM's proxy).
 
 Measured with `wrk` (C, little CPU of its own; `apt-get install wrk`), one endpoint after another,
 each after a warm-up. The server's CPU time is read from /proc (utime + stime of every server
 process and its children) before and after, so the figure per request holds on a busy machine
-where req/s does not. The deployment call goes to the tests' fake OpenAI server in a process of
-its own answering after 100 ms.
+where req/s does not.
 
     .venv/bin/python -m benchmarks.request_cost                     # SQLite, 1 and 2 processes
     .venv/bin/python -m benchmarks.request_cost --database-url postgres://postgres@127.0.0.1:5432/bench_cost
@@ -201,25 +200,14 @@ def run(args, processes: int, fake: FakeOpenAIProcess) -> Iterator[Round]:
         {"STUDIO_ALLOW_PRIVATE_PROVIDER_URLS": "1"},
     )
     try:
-        name, key, token = set_up(servers.url, fake.base_url)
+        _, _, token = set_up(servers.url, fake.base_url)
         bearer = {"Authorization": f"Bearer {token}"}
-        call = json.dumps({"inputs": {"inquiry": "Where is my refund?"}})
         yield measure(servers, "bare async view GET /bench/bare", "/bench/bare", args)
         yield measure(servers, "GET /api/health/live", "/api/health/live", args)
         yield measure(servers, "GET /api/auth/me", "/api/auth/me", args, headers=bearer)
         yield measure(
             servers, f"GET /api/agents?limit=20 ({AGENTS})", "/api/agents?limit=20", args, headers=bearer
         )
-        for clients in (1, 16):
-            yield measure(
-                servers,
-                f"deployment call, {clients} client(s)",
-                f"/workflows/{name}/execute",
-                args,
-                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-                body=call,
-                connections=clients,
-            )
     finally:
         servers.stop()
 
