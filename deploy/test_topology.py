@@ -294,6 +294,13 @@ def _wait_until(process: subprocess.Popen, ready, bound_s: float) -> None:
     pytest.fail(f"not ready within {bound_s} s")
 
 
+def _workers_registered(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url) as connection:
+        return connection.execute("SELECT count(*) FROM procrastinate_workers").fetchone()[0]
+
+
 def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -319,8 +326,8 @@ def test_the_pods_commands_serve_probes_and_metrics_and_stop_within_their_grace(
         timeout=300,
     )
     assert migrate.returncode == 0, migrate.stderr.decode()[-3000:]
-    check = [sys.executable, "manage.py", "migrate", "--check"]  # the init containers' test
-    assert subprocess.run(check, cwd=ROOT, env=job_env, capture_output=True, timeout=120).returncode == 0
+    # The init containers' test, while the pods start (as they would once it passes).
+    check = _start([sys.executable, "manage.py", "migrate", "--check"], job_env)
 
     web_port, worker_port = _free_port(), _free_port()
     web_env = {**_pod_environment(WEB, database_url), "STUDIO_WORKERS": "1"}  # 1 process: a 2-core CI
@@ -362,14 +369,16 @@ def test_the_pods_commands_serve_probes_and_metrics_and_stop_within_their_grace(
         for name in _hpa_external_metrics():
             assert f'{name}{{queue="runs"}}' in scrape.text, name
 
+        # Started once registered: Procrastinate then takes over SIGTERM (before, it just kills).
+        _wait_until(worker, lambda: _workers_registered(database_url) > 0, 60)
         worker_metrics = f"http://127.0.0.1:{worker_port}/metrics"
-        _wait_until(worker, lambda: httpx.get(worker_metrics, timeout=5).status_code == 200, 60)
         assert "studio_job_latency_seconds" in httpx.get(worker_metrics, timeout=5).text
 
         # uvicorn re-raises the SIGTERM it handled once its graceful stop is done.
+        assert check.wait(timeout=120) == 0, check.stderr.read().decode()[-3000:]
         assert _stop(web, WEB) in (0, -signal.SIGTERM)
         assert "Finished server process" in web.stderr.read().decode()
         assert _stop(worker, WORKER) == 0
     finally:
-        _killed(web)
-        _killed(worker)
+        for process in (web, worker, check):
+            _killed(process)
