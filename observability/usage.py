@@ -32,12 +32,12 @@ def _usage_groups(
     agent_id: str | None = None,
     per_agent: bool = True,
 ):
-    """(agent_id, None, executions, cost, tokens) per agent and (None, date, ...) per day, of the
-    daily rollups in the window (sealed days and pruned runs) and of the raw runs from the
-    organization's seal on (usually today only), in one UNION ALL query (index-only on
-    PostgreSQL): at most twice agents + days rows, never agents x days. A key can appear twice
-    (once per source); callers add them up. COUNT(*) rather than COUNT(id): the covering index
-    has no ids."""
+    """(agent_id, date, executions, cost, tokens) per agent and day of the raw runs from the
+    organization's seal on (usually today only: at most agents rows), and of the daily rollups in
+    the window (sealed days and pruned runs) (agent_id, None, ...) per agent and (None, date, ...)
+    per day, never agents x days, in one UNION ALL query (one index-only scan of the runs on
+    PostgreSQL). A key can appear more than once; callers add them up. COUNT(*) rather than
+    COUNT(id): the covering index has no ids."""
     runs = unsealed_runs(organization_id).filter(created_at__gte=start, created_at__lt=end)
     rollups = UsageDailyRollup.objects.filter(
         organization_id=organization_id, date__gte=start.date(), date__lt=end.date()
@@ -52,19 +52,24 @@ def _usage_groups(
         "tokens": Sum(F("input_tokens") + F("output_tokens")),
     }
     folded_sums = {**live_sums, "n": Sum("executions")}
-    parts = [_per("day", live, live_sums), _per("day", folded, folded_sums)]
+    parts = [_per(live, live_sums, agent=True, day=True), _per(folded, folded_sums, day=True)]
     if per_agent:
-        parts += [_per("agent_id", live, live_sums), _per("agent_id", folded, folded_sums)]
+        parts.append(_per(folded, folded_sums, agent=True))
     return parts[0].union(*parts[1:], all=True)
 
 
-def _per(key: str, rows, sums: dict):
-    """`rows` summed per agent or per day, as (agent or None, day or None, n, cost, tokens)."""
-    if key == "agent_id":
-        keyed = rows.values(agent=F("agent_id")).annotate(**sums, on=Value(None, output_field=DateField()))
-    else:
-        keyed = rows.values(on=F("day")).annotate(**sums, agent=Value(None, output_field=CharField()))
-    return keyed.values_list("agent", "on", "n", "cost", "tokens")
+def _per(rows, sums: dict, *, agent: bool = False, day: bool = False):
+    """`rows` summed per agent, per day or both, as (agent or None, day or None, n, cost, tokens)."""
+    keyed = {"agent": F("agent_id"), "on": F("day")}
+    wanted = {name: keyed[name] for name, grouped in (("agent", agent), ("on", day)) if grouped}
+    constant = {
+        name: Value(None, output_field=field)
+        for name, field in (("agent", CharField()), ("on", DateField()))
+        if name not in wanted
+    }
+    return (
+        rows.values(**wanted).annotate(**sums, **constant).values_list("agent", "on", "n", "cost", "tokens")
+    )
 
 
 def _totals() -> dict:
@@ -76,14 +81,13 @@ def _add_up(groups) -> tuple[dict[str, dict], dict[dt.date, dict]]:
     agents: dict[str, dict] = {}
     days: dict[dt.date, dict] = {}
     for agent_id, day, executions, cost, tokens in groups:
-        entry = (
-            days.setdefault(as_date(day), _totals())
-            if agent_id is None
-            else agents.setdefault(agent_id, _totals())
-        )
-        entry["executions"] += int(executions or 0)
-        entry["cost_usd"] += Decimal(cost or 0)
-        entry["tokens"] += int(tokens or 0)
+        entries = [] if agent_id is None else [agents.setdefault(agent_id, _totals())]
+        if day is not None:
+            entries.append(days.setdefault(as_date(day), _totals()))
+        for entry in entries:
+            entry["executions"] += int(executions or 0)
+            entry["cost_usd"] += Decimal(cost or 0)
+            entry["tokens"] += int(tokens or 0)
     return agents, days
 
 
