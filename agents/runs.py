@@ -10,6 +10,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from agents.breakers import CacheCircuitBreaker
+from agents.mcp_tools import run_mcp_caller
 from agents.models import Agent
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.runner import bind_run_agent, call_digest, replaying
@@ -23,11 +24,14 @@ MAX_TOOL_DEPTH = 3
 
 
 def agent_spec(agent: Agent, *, depth: int = 0, seen: frozenset[str] = frozenset()) -> AgentSpec:
-    """The runtime's view of an agent, with its react tools resolved within the organization
-    (bounded depth; an agent never offers itself or an ancestor)."""
+    """The runtime's view of an agent, with its tool agents resolved within the organization
+    (bounded depth; an agent never offers itself or an ancestor). Its MCP tools are named by its
+    config (server id and tool) and reached at run time by `run_mcp_caller` of the run."""
     tools: tuple[AgentSpec, ...] = ()
     entries = AgentConfig.from_dict(agent.config).tools
     if entries and depth < MAX_TOOL_DEPTH:
+        # MCP entries stay in the config: the run's MCP caller reaches their servers when it runs.
+        entries = [entry for entry in entries if "agent_id" in entry]
         wanted = [entry["agent_id"] for entry in entries if entry["agent_id"] not in seen | {agent.pk}]
         found = {a.pk: a for a in Agent.objects.filter(organization_id=agent.organization_id, pk__in=wanted)}
         tools = tuple(
@@ -77,6 +81,7 @@ def run_agent_of(recorder, *, stream: bool) -> RunAgent:
         recorder=recorder,
         breaker=CacheCircuitBreaker(),
         stream=stream,
+        mcp=run_mcp_caller(recorder.run),
     )
     if recorder.history is None:
         return run_agent

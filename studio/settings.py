@@ -268,6 +268,11 @@ MAX_WEBSOCKETS_PER_USER = int(env_str("STUDIO_MAX_WEBSOCKETS_PER_USER", "20"))  
 MAX_ACTIVE_RUNS_PER_ORG = int(env_str("STUDIO_MAX_ACTIVE_RUNS_PER_ORG", "100"))  # queued or running
 REACT_MAX_TOOL_CALLS_PER_TURN = int(env_str("STUDIO_REACT_MAX_TOOL_CALLS_PER_TURN", "8"))
 REACT_MAX_TOOL_CALLS_PER_RUN = int(env_str("STUDIO_REACT_MAX_TOOL_CALLS_PER_RUN", "32"))
+# MCP tool calls of agents (agents.mcp_tools): connect timeout, total deadline of one call or
+# listing, and the most result text one call hands the model.
+MCP_CONNECT_TIMEOUT_S = float(env_str("STUDIO_MCP_CONNECT_TIMEOUT_S", "5"))
+MCP_CALL_TIMEOUT_S = float(env_str("STUDIO_MCP_CALL_TIMEOUT_S", "30"))
+MCP_MAX_RESULT_BYTES = int(env_str("STUDIO_MCP_MAX_RESULT_BYTES", "65536"))
 
 # Outbound webhooks (deployments/webhooks.py): the waits after each failed attempt of a delivery
 # (so 1 + their number attempts, ~66 min in all by default), how many deliveries in a row may fail
