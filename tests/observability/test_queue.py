@@ -367,3 +367,18 @@ async def test_the_queue_gauges_count_waiting_jobs(member):
     }
     assert samples[("studio_queue_depth", "runs")] == 2
     assert samples[("studio_jobs_running", "runs")] == 0
+
+
+def test_a_worker_has_a_database_connection_for_each_run_it_executes_at_once(monkeypatch):
+    from django.db import connections
+
+    from observability.management.commands.worker import SPARE_CONNECTIONS, _pool_at_least
+
+    pool = django_settings.DATABASES["default"]["OPTIONS"]["pool"]
+    monkeypatch.setitem(pool, "max_size", 3)
+    closed = []
+    monkeypatch.setattr(connections["default"], "close_pool", lambda: closed.append(True))
+    _pool_at_least(50 + SPARE_CONNECTIONS)
+    assert pool["max_size"] == 55 and closed == [True]  # made anew at the next connection
+    _pool_at_least(10)
+    assert pool["max_size"] == 55 and closed == [True]  # never smaller

@@ -14,6 +14,20 @@ import socket
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+
+# Connections beyond one per run: periodic tasks, heartbeats and ledger writes between runs.
+SPARE_CONNECTIONS = 5
+
+
+def _pool_at_least(size: int) -> None:
+    """Each run holds a database connection while it executes (studio.background): the worker's
+    pool must have one per run it executes at once, whatever STUDIO_DB_POOL_SIZE says for web
+    processes. A pool made already (start-up code that queried) is closed, to be made anew."""
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    if isinstance(pool, dict) and pool.get("max_size", 0) < size:
+        pool["max_size"] = size
+        connections["default"].close_pool()
 
 
 class Command(BaseCommand):
@@ -49,6 +63,7 @@ class Command(BaseCommand):
 
             start_http_server(metrics_port, addr=settings.WORKER_METRICS_HOST)
         queue_names = [name.strip() for name in queues.split(",") if name.strip()] or None
+        _pool_at_least(concurrency + SPARE_CONNECTIONS)
         asyncio.run(self._work(concurrency, queue_names))
 
     async def _work(self, concurrency: int, queues: list[str] | None) -> None:
