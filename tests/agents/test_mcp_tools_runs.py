@@ -12,10 +12,12 @@ import pytest
 from agents.runs import agent_test_run
 from observability.models import AuditLog, Run, RunEvent, Span
 from observability.supervisor import RunFailed
-from tests.agents.agent_configs import support_yaml
+from orchestrations.runs import orchestration_execute
+from tests.agents.agent_configs import agent_yaml, support_yaml
 from tests.agents.factories import make_agent, make_mcp_server
 from tests.deployments.helpers import bearer, deploy
 from tests.fakes.behaviours import json_answer, tool_calls
+from tests.orchestrations.helpers import make_orchestration
 from tests.providers.factories import make_provider_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -295,3 +297,45 @@ def test_a_deployed_agent_calls_its_mcp_tools(admin_user, fake_openai, fake_mcp,
     assert [call.tool for call in fake_mcp.calls] == ["lookup_order"]
     run = Run.objects.get(pk=response.json()["run_id"])
     assert run.kind == "deployment" and Span.objects.get(run=run, kind="tool").status == "completed"
+
+
+def test_an_orchestrations_agent_calls_its_mcp_tool_on_the_mock_provider(member, orders_server, fake_mcp):
+    fields = {
+        "inputs": [{"name": "text", "type": "string"}],
+        "outputs": [{"name": "answer", "type": "string"}],
+    }
+    lookup = {"tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "42"}}]}
+    clerk = make_agent(
+        member.organization,
+        agent_yaml(
+            signature={"system_prompt": "You look orders up.", **fields},
+            provider={
+                "provider": "mock",
+                "model": "mock-1",
+                "responses": [lookup, {"response": {"answer": "42 shipped"}}],
+            },
+            config={"strategy": "react"},
+            tools=[{"mcp_server": orders_server.pk, "tool": "lookup_order"}],
+        ),
+        name="Clerk",
+    )
+    writer = make_agent(
+        member.organization,
+        agent_yaml(
+            signature={"system_prompt": "You write replies.", **fields},
+            provider={
+                "provider": "mock",
+                "model": "mock-1",
+                "responses": [{"response": {"answer": "Dear customer"}}],
+            },
+        ),
+        name="Writer",
+    )
+    orchestration = make_orchestration(member.organization, "sequential", [clerk, writer])
+
+    body = orchestration_execute(user=member, orchestration=orchestration, inputs={"text": "Order 42?"})
+
+    assert body["output"]["steps"][0] == {"agent": "Clerk", "output": {"answer": "42 shipped"}}
+    assert body["output"]["output"] == {"answer": "Dear customer"}
+    assert [(call.tool, call.arguments) for call in fake_mcp.calls] == [("lookup_order", {"order_id": "42"})]
+    assert Span.objects.get(run_id=body["run_id"], kind="tool").status == "completed"
