@@ -6,4 +6,9 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from accounts import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from accounts import (
+            auth_cache,
+            schema,  # noqa: F401  (registers the OpenAPI auth extension)
+        )
+
+        auth_cache.connect()

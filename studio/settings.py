@@ -82,6 +82,16 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+# Routes authenticated by bearer token (the API) or key (the deployment channels) keep no session:
+# their requests skip the middleware that only sessions need (studio/handler.py), which the admin
+# and /metrics still run.
+STATELESS_PATH_PREFIXES = ["/api/", "/workflows/"]
+SESSION_MIDDLEWARE = {
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+}
 
 ROOT_URLCONF = "studio.urls"
 ASGI_APPLICATION = "studio.asgi.application"
@@ -173,6 +183,10 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Seconds the user and organization behind an access token are cached (accounts/auth_cache.py;
+# every change invalidates them). Off without a cache shared by the server processes.
+AUTH_CACHE_SECONDS = int(env_str("STUDIO_AUTH_CACHE_SECONDS", "5" if REDIS_URL else "0"))
+
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
@@ -197,7 +211,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["studio.api.permissions.IsOrganizationMember"],
     "DEFAULT_PAGINATION_CLASS": "studio.api.pagination.StudioPagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["studio.api.filtering.StudioFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -79,13 +79,16 @@ def _redis_client():
 @pytest.fixture(autouse=True)
 def _test_settings(request, settings, _redis_client):
     """A fresh cache namespace per test (counters never leak between tests or xdist workers),
-    removed from Redis when the test ends, and a fast password hasher except where argon2
-    itself is under test."""
+    removed from Redis when the test ends, a fast password hasher except where argon2
+    itself is under test, and no authentication cache."""
     default = settings.CACHES["default"]
     prefix = f"{CACHE_PREFIX}-{uuid.uuid4().hex[:12]}"
     settings.CACHES = {"default": {**default, "KEY_PREFIX": prefix}}
     if "argon2" not in request.keywords:
         settings.PASSWORD_HASHERS = FAST_HASHERS
+    # Query counts pin the caller's query: the authentication cache is on only in its own tests
+    # (tests/accounts/test_auth_cache.py).
+    settings.AUTH_CACHE_SECONDS = 0
     yield
     if _redis_client is not None:
         delete_cache_keys(_redis_client, f"{prefix}:")

@@ -3,16 +3,17 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from accounts.models import Organization, User
+from studio.api.rendering import RenderedFields
 
 
-class OrganizationSerializer(serializers.ModelSerializer):
+class OrganizationSerializer(RenderedFields, serializers.ModelSerializer):
     class Meta:
         model = Organization
         fields = ["id", "name", "slug", "plan_tier", "status", "created_at"]
         read_only_fields = fields
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(RenderedFields, serializers.ModelSerializer):
     """A member as the organization sees them: `preferences` are the user's own (null to others)."""
 
     organization_id = serializers.CharField(read_only=True)

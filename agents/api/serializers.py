@@ -1,9 +1,10 @@
 from rest_framework import serializers
 
 from agents.models import Agent, AgentVersion
+from studio.api.rendering import RenderedFields
 
 
-class AgentReadSerializer(serializers.ModelSerializer):
+class AgentReadSerializer(RenderedFields, serializers.ModelSerializer):
     organization_id = serializers.CharField(read_only=True)
     created_by = serializers.CharField(source="created_by_id", read_only=True, allow_null=True)
     config = serializers.JSONField(
@@ -30,7 +31,7 @@ class AgentReadSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AgentVersionSerializer(serializers.ModelSerializer):
+class AgentVersionSerializer(RenderedFields, serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by_id", read_only=True, allow_null=True)
     config = serializers.JSONField(read_only=True)
 

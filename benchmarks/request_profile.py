@@ -1,0 +1,142 @@
+"""In-process CPU per request, and its profile, of the read endpoints of `request_cost.py`.
+
+No server and no load generator: requests go straight into `studio.asgi.application` on one event
+loop, one after another, as a server would send them (each in its own task and context), so the
+figure is the request path's own cost. `--profile` prints a pyinstrument profile of the timed
+requests (the `dev` extra installs pyinstrument).
+
+    .venv/bin/python -m benchmarks.request_profile
+    .venv/bin/python -m benchmarks.request_profile --database-url postgres://postgres@127.0.0.1:5432/bench_profile
+    .venv/bin/python -m benchmarks.request_profile --path /api/auth/me --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+PATHS = ["/bench/bare", "/api/health/live", "/api/auth/me", "/api/agents?limit=20"]
+AGENTS = 20
+
+
+def _configure(database_url: str | None, tmp: str) -> None:
+    url = database_url or f"sqlite:///{tmp}/profile.sqlite3"
+    if url.startswith("postgres"):
+        from benchmarks.common import recreate_postgres_database
+
+        recreate_postgres_database(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.bench_settings"
+    os.environ.setdefault("STUDIO_LOG_LEVEL", "WARNING")
+
+
+def _seed() -> str:
+    """An organization with AGENTS agents; returns its owner's access token."""
+    from django.core.management import call_command
+
+    from accounts.services import organization_register, tokens_for
+    from agents.services import agent_create
+    from benchmarks.deployment_endpoint import AGENT_YAML, PASSWORD
+
+    call_command("migrate", verbosity=0)
+    owner = organization_register(org_name="Profile", email="profile@example.com", password=PASSWORD)
+    for i in range(AGENTS):
+        agent_create(user=owner, name=f"Agent {i}", config_yaml=AGENT_YAML)
+    return tokens_for(owner)["access"]
+
+
+def _scope(path_and_query: str, token: str) -> dict:
+    path, _, query = path_and_query.partition("?")
+    headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _request(app, scope: dict) -> int:
+    sent: list[dict] = []
+    done = asyncio.Event()
+    requested = False
+
+    async def receive():
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    await app(scope, receive, send)
+    return sent[0]["status"]
+
+
+async def _cpu_per_request(app, scope: dict, count: int) -> list[float]:
+    """CPU ms of each of `count` requests, each in a task of its own (as a server runs them)."""
+    costs = []
+    for _ in range(count):
+        start = time.process_time()
+        status = await asyncio.get_running_loop().create_task(_request(app, scope))
+        costs.append((time.process_time() - start) * 1000)
+        if status != 200:
+            raise RuntimeError(f"{scope['path']} answered {status}")
+    return costs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--path", action="append", help=f"default: {' '.join(PATHS)}")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        _configure(args.database_url, tmp)
+        sys.path.insert(0, os.getcwd())
+        from studio.asgi import application
+
+        token = _seed()
+        loop = asyncio.new_event_loop()
+        for path in args.path or PATHS:
+            scope = _scope(path, token)
+            loop.run_until_complete(_cpu_per_request(application, scope, 200))  # warm-up
+            profiler = None
+            if args.profile:
+                from pyinstrument import Profiler
+
+                profiler = Profiler(interval=0.0002, async_mode="disabled")
+                profiler.start()
+            costs = loop.run_until_complete(_cpu_per_request(application, scope, args.requests))
+            if profiler is not None:
+                profiler.stop()
+            print(
+                f"{path:<28} median {statistics.median(costs):6.3f} ms  "
+                f"mean {statistics.fmean(costs):6.3f} ms  CPU per request, n={len(costs)}",
+                flush=True,
+            )
+            if profiler is not None:
+                print(profiler.output_text(unicode=True, show_all=False, timeline=False))
+        loop.close()
+
+
+if __name__ == "__main__":
+    main()
