@@ -6,8 +6,9 @@ from django.urls import re_path
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
-from deployments import services
-from deployments.models import Deployment, DeploymentKey
+from deployments import services, webhooks
+from deployments.models import Deployment, DeploymentKey, Webhook, WebhookDelivery
+from studio.admin import AuditedAdmin
 from studio.admin_links import record_link
 
 
@@ -121,6 +122,82 @@ class DeploymentAdmin(admin.ModelAdmin):
             raise Http404
         _set_status(self, request, [deployment], STATUS_CHANGES[change])
         return redirect("admin:deployments_deployment_change", deployment.pk)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.action(description="Enable selected webhooks")
+def enable_webhooks(modeladmin, request, queryset):
+    enabled = 0
+    for webhook in queryset.filter(is_active=False):
+        webhooks.webhook_enable(user=request.user, webhook=webhook)
+        enabled += 1
+    modeladmin.message_user(request, f"{enabled} webhook(s) enabled.", messages.SUCCESS)
+
+
+@admin.register(Webhook)
+class WebhookAdmin(AuditedAdmin, admin.ModelAdmin):
+    """Operators inspect webhooks, enable disabled ones and delete them (audited). The secret is
+    never shown; webhooks are created through the API, which shows it once."""
+
+    list_display = ["url", "organization", "is_active", "consecutive_failures", "created_at"]
+    list_filter = ["is_active", "organization"]
+    list_select_related = ["organization"]
+    search_fields = ["id", "url", "organization__name"]
+    actions = [enable_webhooks]
+    fields = [
+        "id",
+        "organization",
+        "url",
+        "events",
+        "description",
+        "is_active",
+        "consecutive_failures",
+        "disabled_at",
+        "disabled_reason",
+        "created_by",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(AuditedAdmin, admin.ModelAdmin):
+    """Deliveries and their attempts, read-only."""
+
+    list_display = ["id", "event", "webhook", "status", "attempts", "status_code", "created_at"]
+    list_filter = ["status", "event"]
+    list_select_related = ["webhook"]
+    search_fields = ["id", "webhook__id", "webhook__url"]
+    fields = [
+        "id",
+        "webhook",
+        "event",
+        "status",
+        "attempts",
+        "status_code",
+        "error",
+        "response_snippet",
+        "attempt_log",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+        "payload",
+    ]
+    readonly_fields = fields
 
     def has_add_permission(self, request):
         return False

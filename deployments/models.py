@@ -114,3 +114,85 @@ class DeploymentKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+WEBHOOK_EVENTS = (
+    "run.completed",
+    "run.failed",
+    "approval.requested",
+    "approval.resolved",
+    "deployment.stopped",
+    "budget.exceeded",
+)
+
+
+class Webhook(models.Model):
+    """An endpoint of the organization that is sent the events it subscribes to, signed with its
+    secret (stored encrypted like provider keys; shown once, at creation). Disabled after
+    `STUDIO_WEBHOOK_DISABLE_AFTER_FAILURES` deliveries in a row failed for good."""
+
+    id = PrefixedIdField("whk")
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    url = models.URLField(max_length=2048)
+    events = models.JSONField(default=list)
+    description = models.CharField(max_length=200, blank=True)
+    secret_encrypted = models.TextField()
+    is_active = models.BooleanField(default=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "is_active"])]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event sent to one webhook: the signed body, and every attempt at sending it (`attempt_log`,
+    at most as many as the retry schedule allows). A pending delivery is due at `next_attempt_at`;
+    whichever process claims it first makes the attempt."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    SNIPPET_CHARS = 512  # of the receiver's answer, kept for the operator
+
+    id = PrefixedIdField("whd")
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40)
+    payload = models.JSONField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_snippet = models.CharField(max_length=SNIPPET_CHARS, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    attempt_log = models.JSONField(default=list, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["webhook", "-created_at"]),
+            models.Index(fields=["status", "next_attempt_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "delivered", "failed"]),
+                name="webhook_delivery_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.webhook_id}"

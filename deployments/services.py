@@ -15,6 +15,7 @@ from agents.models import Agent
 from deployments.keys import key_generate
 from deployments.models import NAME_PATTERN, Deployment, DeploymentKey
 from deployments.pinning import pin_agent, pin_orchestration
+from observability.signals import ledger_event_on_commit
 from orchestrations.models import Orchestration
 from studio.api.errors import ApiError
 from studio.audit import audit_record
@@ -142,6 +143,17 @@ def _set_status(*, user, deployment: Deployment, status: str) -> Deployment:
             instance=deployment,
             changes={"status": status},
         )
+        if status == Deployment.Status.STOPPED:
+            ledger_event_on_commit(
+                organization_id=deployment.organization_id,
+                event="deployment.stopped",
+                data={
+                    "deployment_id": deployment.pk,
+                    "name": deployment.name,
+                    "stopped_at": now.isoformat(),
+                    "stopped_by": getattr(user, "pk", None),
+                },
+            )
     return deployment
 
 

@@ -27,6 +27,7 @@ from observability.loops import loop_local
 from observability.models import Run
 from observability.recorder import RunRecorder, jsonable
 from observability.rows import row_update
+from observability.signals import run_finished_announce
 from studio.background import spawn
 from studio.errors import CodedError, internal_error
 
@@ -360,6 +361,7 @@ async def _finish(
             failure = {"http_status": http_status} if http_status else {}
             await recorder.emit("run.failed", data={**data, "error": error, **failure})
     metrics.run_finished(kind=run.kind, status=status, execution_time_ms=run.execution_time_ms)
+    await run_finished_announce(run)  # stored for good: outbound webhooks may send it
 
 
 FINISH_FIELDS = [
@@ -419,3 +421,4 @@ async def run_abandoned_announce(run: Run) -> None:
     await recorder.emit(
         "run.failed", agent_id=run.agent_id or None, data={"status": run.status, "error": run.error}
     )
+    await run_finished_announce(run)

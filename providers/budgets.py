@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from observability.models import Span
 from observability.replay import hold_release_register
+from observability.signals import ledger_event_on_commit
 from providers.llm.types import BudgetExceeded
 from providers.models import BudgetCounter
 
@@ -108,6 +109,19 @@ def _hold(*, organization_id: str, budget: Budget, amount: Decimal, month: dt.da
     )
 
 
+def _refusal_announce(organization_id: str, budget: Budget, amount: Decimal, month, refusal) -> None:
+    """`budget.exceeded` for outbound webhooks, once the refusal's transaction commits."""
+    data = {
+        "subject": budget.subject,
+        "budget": budget.label,
+        "limit_usd": budget.limit,
+        "amount_usd": amount,
+        "month": month.isoformat(),
+        "message": refusal.message,
+    }
+    ledger_event_on_commit(organization_id=organization_id, event="budget.exceeded", data=data)
+
+
 def budget_reserve(*, organization_id: str, budgets: list[Budget], amount: Decimal) -> list[Hold]:
     """Holds `amount` against each budget's monthly limit: all of them, or none and BudgetExceeded.
     A refusal undoes the holds made before it, so it leaves the caller's transaction usable."""
@@ -119,6 +133,7 @@ def budget_reserve(*, organization_id: str, budgets: list[Budget], amount: Decim
                 counter_id = _hold(organization_id=organization_id, budget=budget, amount=amount, month=month)
             except BudgetExceeded as exc:
                 refusal = exc
+                _refusal_announce(organization_id, budget, amount, month, exc)
                 break
             held.append(Hold(counter_id, amount))
         else:

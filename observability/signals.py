@@ -1,0 +1,62 @@
+"""Events of the ledger that apps above it may act on (deployments' outbound webhooks).
+
+`ledger_event` is sent once an event is stored for good (after its transaction committed), with
+`organization_id`, `event` (a webhook event name: `run.completed`, `run.failed`,
+`deployment.stopped`, `budget.exceeded`, ...) and `data` (plain JSON). Receivers are async and
+must stay cheap when they have nothing to do: the run's end awaits them on its hot path. Lower
+apps send through these helpers, so they never import the apps that listen."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+from observability.models import Run
+from observability.recorder import jsonable
+
+ledger_event = Signal()
+
+
+async def ledger_event_asend(*, organization_id: str, event: str, data: Mapping[str, Any]) -> None:
+    """Sends the event from async code (after what it reports was stored)."""
+    await ledger_event.asend(sender=None, organization_id=organization_id, event=event, data=data)
+
+
+def ledger_event_on_commit(*, organization_id: str, event: str, data: Mapping[str, Any]) -> None:
+    """Sends the event from sync code once the current transaction commits (at once outside one);
+    nothing is sent when it rolls back."""
+    send = functools.partial(
+        ledger_event.send, sender=None, organization_id=organization_id, event=event, data=jsonable(data)
+    )
+    transaction.on_commit(send)
+
+
+async def run_finished_announce(run: Run) -> None:
+    """`run.completed`, or `run.failed` (a cancelled run too, with its status), of a finished run."""
+    event = "run.completed" if run.status == Run.Status.COMPLETED else "run.failed"
+    await ledger_event_asend(organization_id=run.organization_id, event=event, data=_run_summary(run))
+
+
+def _run_summary(run: Run) -> dict[str, Any]:
+    summary = {
+        "run_id": run.pk,
+        "trace_id": run.trace_id,
+        "kind": run.kind,
+        "status": run.status,
+        "agent_id": run.agent_id or None,
+        "orchestration_id": run.orchestration_id or None,
+        "deployment_id": run.deployment_id or None,
+        "execution_time_ms": run.execution_time_ms,
+        "tokens": {"input": run.input_tokens, "output": run.output_tokens, "total": run.total_tokens},
+        "cost_usd": run.cost_usd,
+        "completed_at": run.completed_at.isoformat() if run.completed_at else None,
+    }
+    if run.status == Run.Status.COMPLETED:
+        summary["output"] = run.output
+    else:
+        summary["error"] = run.error
+    return jsonable(summary)
