@@ -6,4 +6,6 @@ class ProvidersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from providers import budgets  # noqa: F401 (registers the hold release of resumed runs)
+        # budgets registers the hold release of resumed runs; config_cache's signals replace the
+        # stamps of provider configs on every write, in every process.
+        from providers import budgets, config_cache  # noqa: F401

@@ -22,6 +22,7 @@ from observability.models import Span
 from observability.rows import row_insert
 from observability.writer import batch_cached, ledger_write
 from providers.budgets import Budget, Hold, budget_reserve, budget_settle
+from providers.config_cache import provider_cached
 from providers.llm import pricing
 from providers.llm.mock_adapter import MOCK_MODEL
 from providers.llm.registry import create_adapter
@@ -131,6 +132,13 @@ class StudioGateway:
         return dataclasses.replace(call.request, model=prepared.model)
 
     def _provider(self, call: LLMCall) -> tuple[APIProviderConfig | None, ProviderSettings]:
+        """The call's config and settings, from this process's entries while the organization's
+        configs are unchanged (providers/config_cache.py), else read and decrypted now."""
+        private = settings.ALLOW_PRIVATE_PROVIDER_URLS
+        key = (self.run.organization_id, self.run.user_id, call.provider_kind, call.provider_id, private)
+        return provider_cached(self.run.organization_id, key, functools.partial(self._provider_load, call))
+
+    def _provider_load(self, call: LLMCall) -> tuple[APIProviderConfig | None, ProviderSettings]:
         config = provider_config_resolve(
             organization_id=self.run.organization_id,
             user_id=self.run.user_id,

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 
 from observability.recorder import jsonable
 from providers.aio import run_sync
+from providers.config_cache import configs_changed
 from providers.crypto import encrypt_secret, key_hint, reencrypt_secret
 from providers.gateway import provider_settings
 from providers.llm.openai_adapter import KEYLESS_KINDS
@@ -280,11 +281,12 @@ def _rotate_batch(*, after_pk: str, size: int) -> list[APIProviderConfig]:
         .exclude(api_key_encrypted="")
         .filter(pk__gt=after_pk)
         .order_by("pk")
-        .only("api_key_encrypted")[:size]
+        .only("api_key_encrypted", "organization_id")[:size]
     )
     for config in batch:
         config.api_key_encrypted = reencrypt_secret(config.api_key_encrypted)
     APIProviderConfig.objects.bulk_update(batch, ["api_key_encrypted"])
+    configs_changed(config.organization_id for config in batch)  # bulk_update sends no signals
     return batch
 
 
