@@ -5,24 +5,28 @@ failure, the webhook disabled."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Iterator
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
+from django.utils import timezone
 
 from deployments.models import Webhook, WebhookDelivery
 from deployments.services import deployment_stop
 from deployments.webhook_delivery import webhook_sweeping_start, webhook_sweeping_stop
 from deployments.webhooks import webhook_create
-from observability.models import AuditLog
+from observability.models import AuditLog, Run
+from providers.reaping import runs_reap
 from tests.agents.agent_configs import support_yaml
 from tests.agents.factories import make_agent
 from tests.conftest import client_for
 from tests.deployments.factories import make_delivery, make_webhook
 from tests.deployments.helpers import GOOD, INPUTS, bearer, deploy
 from tests.fakes.webhook_receiver import WebhookReceiver, signature_valid
+from tests.observability.factories import queued_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("llm_clients_closed")]
 
@@ -144,6 +148,19 @@ async def test_a_call_the_budget_refuses_sends_budget_exceeded_and_run_failed(ad
     assert data["subject"] == agent.pk and data["limit_usd"] == pytest.approx(0.0000001)
     assert data["amount_usd"] > data["limit_usd"] and "budget" in data["message"]
     assert failed.json["data"]["error"]["code"] == "budget_exceeded"
+
+
+async def test_a_run_whose_process_died_is_sent_as_run_failed_when_reaped(admin_user, receiver, sweeper):
+    await subscribe(admin_user, receiver, ["run.failed"])
+    stale = await sync_to_async(queued_run)(
+        organization_id=admin_user.organization_id, user_id=admin_user.pk, kind="agent_test", input={}
+    )
+    long_ago = timezone.now() - dt.timedelta(minutes=10)
+    await Run.objects.filter(pk=stale.pk).aupdate(status="running", heartbeat_at=long_ago)
+    [(reaped, _)] = await runs_reap()
+    [failed] = await receiver.wait_for(1, event="run.failed")
+    assert failed.signature_valid and failed.json["data"]["run_id"] == reaped.pk == stale.pk
+    assert failed.json["data"]["error"]["code"] == "run_abandoned"
 
 
 async def test_another_organizations_events_are_not_sent_to_this_one(
