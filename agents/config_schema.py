@@ -235,6 +235,9 @@ _MCP_TOOL_KEYS = {
     "tool": _Key(_pattern(MCP_TOOL_NAME, "an MCP tool name (letters, digits, _ - . /, at most 128)")),
     "description": _Key(_string(max_length=2000), None),
     "requires_approval": _Key(_boolean, False),
+    # How long a call waits for its approval, and what then: reject (the model is told) or fail.
+    "approval_timeout_s": _Key(_number(0, 30 * 86400, low_exclusive=True), _OMIT),
+    "on_approval_timeout": _Key(_choice(("reject", "fail")), _OMIT),
 }
 _AGENT_TOOL = _mapping(_TOOL_KEYS)
 _MCP_TOOL = _mapping(_MCP_TOOL_KEYS)

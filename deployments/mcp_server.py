@@ -42,7 +42,7 @@ from deployments.calls import (
 from deployments.models import Deployment
 from deployments.pinning import pinned_of
 from deployments.serving import DEPLOYMENT_CHALLENGE, presented_key
-from observability.supervisor import RunFailed
+from observability.supervisor import RunFailed, RunWaiting
 from studio.api.errors import error_envelope
 from studio.errors import CodedError
 
@@ -170,6 +170,15 @@ async def _call(deployment: Deployment, arguments: dict[str, Any], context) -> t
         return _tool_error(refused)
     except RunFailed as failed:
         return _tool_error(failed)
+    except RunWaiting as waiting:  # not an error: the run goes on once a person decides
+        summary = waiting.summary(follow_url=f"/workflows/{deployment.name}/runs/{waiting.run.pk}/events")
+        text = (
+            f"The run {waiting.run.pk} is waiting for a person's approval ({summary['approval_id']}); "
+            "it goes on once someone decides."
+        )
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=text)], structuredContent=summary, _meta=summary
+        )
     result = call_result(run)
     outputs = result["outputs"]
     return types.CallToolResult(

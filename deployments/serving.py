@@ -44,7 +44,7 @@ from deployments.selectors import deployment_api_url, deployment_mcp_url
 from observability.events import FINAL_EVENTS, run_group
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
-from observability.supervisor import RunFailed
+from observability.supervisor import RunFailed, RunWaiting
 from studio.api.errors import error_body, error_envelope
 from studio.errors import CodedError
 
@@ -168,6 +168,10 @@ async def workflow_execute(request, name: str):
         return error_response(refused)
     except RunFailed as failed:
         return error_response(failed)
+    except RunWaiting as waiting:  # for a person's approval: the run goes on once decided
+        runs_url = f"/workflows/{deployment.name}/runs/{waiting.run.pk}"
+        body = {**waiting.summary(follow_url=f"{runs_url}/events"), "run_url": runs_url}
+        return JsonResponse(body, status=202)
     if background:
         runs_url = f"/workflows/{deployment.name}/runs/{run.pk}"
         return JsonResponse(

@@ -95,6 +95,7 @@ class Run(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
+        WAITING = "waiting"  # for a person's approval: no process holds it (orchestrations.approvals)
         COMPLETED = "completed"
         FAILED = "failed"
         CANCELLED = "cancelled"

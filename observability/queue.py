@@ -140,8 +140,9 @@ async def run_completion(run: Run):
     """Waits for a queued run to end: its final event on the channel layer, or what the database
     says every COMPLETION_POLL_S. The finished run and its RunOutcome, or RunFailed, as
     `run_execute` gives them inline."""
+    settled = (*Run.FINISHED, Run.Status.WAITING)  # a waiting run answers RunWaiting
     async with _final_events(run.pk) as final_event:
-        while not await Run.objects.filter(pk=run.pk, status__in=Run.FINISHED).aexists():
+        while not await Run.objects.filter(pk=run.pk, status__in=settled).aexists():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(final_event(), COMPLETION_POLL_S)
     return await run_result(run.pk)
@@ -166,7 +167,7 @@ async def _final_events(run_id: str):
             await asyncio.Event().wait()
         while True:
             message = await layer.receive(channel)
-            if message.get("event", {}).get("type") in FINAL_EVENTS:
+            if message.get("event", {}).get("type") in (*FINAL_EVENTS, "run.waiting"):
                 return
 
     try:
@@ -179,9 +180,11 @@ async def _final_events(run_id: str):
 
 async def run_result(run_id: str):
     """A finished run as `run_execute` returns it: (run, RunOutcome) or RunFailed raised."""
-    from observability.supervisor import RunFailed, RunOutcome
+    from observability.supervisor import RunFailed, RunOutcome, RunWaiting
 
     run = await Run.objects.aget(pk=run_id)
+    if run.status == Run.Status.WAITING:
+        raise RunWaiting(run)
     final = await RunEvent.objects.filter(run_id=run_id, type__in=FINAL_EVENTS).order_by("-seq").afirst()
     data = final.data if final is not None else {}
     if run.status != Run.Status.COMPLETED:

@@ -135,6 +135,10 @@ def _run_claim(run_id: str) -> _Claim:
             return _Claim(run, "finished")
         if run.attempts == 0:
             return _Claim(run, "fresh")
+        if run.status == Run.Status.WAITING:  # decided: not an attempt of a process that died
+            run.status, run.heartbeat_at = Run.Status.RUNNING, timezone.now()
+            run.save(update_fields=["status", "heartbeat_at"])
+            return _Claim(run, "resumed", _history(run), _interrupt_in_flight(run))
         interrupted = _interrupt_in_flight(run)
         if run.attempts >= settings.RUN_MAX_ATTEMPTS:
             message = (

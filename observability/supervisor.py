@@ -29,7 +29,7 @@ from observability.recorder import RunRecorder, jsonable
 from observability.rows import row_update
 from observability.signals import run_finished_announce
 from studio.background import spawn
-from studio.errors import CodedError, internal_error
+from studio.errors import CodedError, WorkDeclined, WorkPaused, internal_error, paused_in
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,35 @@ class RunFailed(CodedError):
             message, code=code, status=status, fields={"run_id": run.pk, "trace_id": run.trace_id}
         )
         self.run = run
+
+
+class RunWaiting(CodedError):
+    """Raised by `run_execute` when the run's work paused for a person's decision (an approval):
+    the run is `waiting`, its execution over; the decision resumes it (`orchestrations.approvals`).
+    Callers answer 202 with the run's status and where to follow it."""
+
+    status = 202
+    code = "run_waiting"
+
+    def __init__(self, run: Run, paused: WorkPaused | None = None):
+        data = paused.data if paused is not None else {}
+        super().__init__(
+            "The run is waiting for a person's approval; it goes on once someone decides.",
+            fields={"run_id": run.pk, "trace_id": run.trace_id, "status": Run.Status.WAITING, **data},
+        )
+        self.run = run
+        self.approval_id = data.get("approval_id")
+
+    def summary(self, *, follow_url: str | None = None) -> dict[str, Any]:
+        """The 202 body of a call whose run waits: its status, and where to follow and decide it."""
+        return {
+            "run_id": self.run.pk,
+            "trace_id": self.run.trace_id,
+            "status": Run.Status.WAITING,
+            "approval_id": self.approval_id,
+            "approval_url": f"/api/approvals/{self.approval_id}" if self.approval_id else None,
+            "follow_url": follow_url or f"/api/runs/{self.run.pk}/stream",
+        }
 
 
 @dataclass(frozen=True)
@@ -172,6 +201,14 @@ async def run_attempt(
             raise
         raise RunFailed(run, error["code"], error["message"], 409) from None
     except Exception as exc:
+        paused = paused_in(exc)
+        if paused is not None:
+            await _pause(run, recorder, paused)
+            raise RunWaiting(run, paused) from None
+        if isinstance(exc, WorkDeclined):  # a person said no: cancelled, with their reason
+            error = {"code": exc.code, "message": exc.message}
+            await _finish(run, recorder, root, started, status=Run.Status.CANCELLED, error=error)
+            raise RunFailed(run, exc.code, exc.message, exc.status) from exc
         code, message, status = _describe_failure(exc)
         error = {"code": code, "message": message}
         await _finish(
@@ -207,6 +244,16 @@ async def _requeue(run: Run, recorder: RunRecorder) -> None:
     await recorder.write(functools.partial(row_update, Run, run.pk, status=run.status, heartbeat_at=None))
 
 
+async def _pause(run: Run, recorder: RunRecorder, paused: WorkPaused) -> None:
+    """A run whose work waits for a person: `waiting`, no heartbeat (no process holds it, and the
+    reaper leaves it alone), its root span open for the execution that resumes it."""
+    run.status, run.heartbeat_at = Run.Status.WAITING, None
+    await recorder.write(functools.partial(row_update, Run, run.pk, status=run.status, heartbeat_at=None))
+    await recorder.emit(
+        "run.waiting", agent_id=run.agent_id or None, data={"status": run.status, **paused.data}
+    )
+
+
 def run_hand_back(run_id: str) -> bool:
     """Stops the run's work in this process without finishing the run (a worker shutting down):
     `run_execute` records it `queued` again and raises RunHandedBack. False if it is not here."""
@@ -225,7 +272,7 @@ def launch_run(run: Run, work: Work, *, name: str, on_finished: Finished | None 
 
 
 async def _execute_quietly(run: Run, work: Work, name: str, on_finished: Finished | None) -> None:
-    with contextlib.suppress(RunFailed, asyncio.CancelledError):
+    with contextlib.suppress(RunFailed, RunWaiting, asyncio.CancelledError):
         await _execute_reporting(run, work, name, on_finished)
 
 

@@ -39,6 +39,7 @@ from observability.queue import (
 from observability.supervisor import (
     RunFailed,
     RunHandedBack,
+    RunWaiting,
     _execute_reporting,
     run_cancel_requested,
     run_hand_back,
@@ -110,8 +111,8 @@ async def _execute(run: Run, name: str, stream: bool, on_finished, attempt: int)
             await _execute_reporting(run, work, name, on_finished)
         else:
             await _resume(run, work, name, on_finished)
-    except RunFailed:
-        pass  # recorded, and reported to the finish hook
+    except (RunFailed, RunWaiting):
+        pass  # recorded, and reported to the finish hook (a waiting run: once it ends)
     finally:
         metrics.run_attempts(attempt)
 

@@ -42,3 +42,50 @@ class Orchestration(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Approval(models.Model):
+    """A person's decision a run waits for (see `orchestrations.approvals`): a tool call of an agent
+    (`subject`: the tool and its arguments) or an orchestration step's output. `key` is its place
+    in the run (the call or step key), so the run's replay finds it when the run resumes."""
+
+    class Kind(models.TextChoices):
+        TOOL = "tool"
+        STEP = "step"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+
+    class OnTimeout(models.TextChoices):
+        REJECT = "reject"
+        FAIL = "fail"
+
+    id = PrefixedIdField("appr")
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey("observability.Run", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=400)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    subject = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    on_timeout = models.CharField(max_length=10, choices=OnTimeout.choices, default=OnTimeout.REJECT)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    comment = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="approval_one_per_run_key")]
+        indexes = [
+            models.Index(fields=["organization", "status", "-created_at"]),
+            models.Index(fields=["status", "expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} approval {self.pk} ({self.status})"

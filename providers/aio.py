@@ -26,6 +26,11 @@ def mark_server_loop() -> None:
     _server_loops.add(asyncio.get_running_loop())
 
 
+def on_server_loop() -> bool:
+    """Whether the running loop is the server's (work spawned on it outlives the call)."""
+    return asyncio.get_running_loop() in _server_loops
+
+
 def run_sync(async_fn: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
     async def call() -> R:
         try:

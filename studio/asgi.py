@@ -22,6 +22,7 @@ from studio.sqlite import keep_wal_open  # noqa: E402
 keep_wal_open(connections["default"].settings_dict)
 
 from deployments.mcp_server import with_mcp  # noqa: E402
+from orchestrations.approvals import approvals_sweeping_start  # noqa: E402
 from deployments.webhook_delivery import webhook_sweeping_start  # noqa: E402
 from providers.aio import mark_server_loop  # noqa: E402
 from providers.reaping import reaping_start  # noqa: E402
@@ -35,6 +36,7 @@ def _server_started() -> None:
     and starts the process's periodic work on it (the reaper, the webhook deliveries' sweeper)."""
     mark_server_loop()
     reaping_start()
+    approvals_sweeping_start()
     webhook_sweeping_start()
 
 

@@ -58,3 +58,34 @@ def internal_error(exc: BaseException, *, what: str) -> CodedError:
         status=500,
         fields={"error_id": error_id},
     )
+
+
+class WorkPaused(Exception):  # noqa: N818 (no error: the run goes on later)
+    """Raised out of a run's work when it must wait for a person (an approval, `data` says which):
+    its execution ends here, holding no process, and the run is `waiting` until the decision
+    resumes it. Plain Python here because the engine raises it and the supervisor records it."""
+
+    def __init__(self, reason: str, data: Mapping[str, Any] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.data = dict(data or {})
+
+
+class WorkDeclined(CodedError):
+    """A person declined what a run was about to do (a step's approval rejected): the run ends
+    `cancelled` with this reason, not failed."""
+
+    status = 409
+    code = "approval_rejected"
+
+
+def paused_in(exc: BaseException) -> WorkPaused | None:
+    """The WorkPaused behind `exc`, also inside the exception groups of task groups."""
+    if isinstance(exc, WorkPaused):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = paused_in(inner)
+            if found is not None:
+                return found
+    return None

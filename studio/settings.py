@@ -165,6 +165,10 @@ WORKER_STALLED_S = float(env_str("STUDIO_WORKER_STALLED_S", "30"))
 WORKER_METRICS_PORT = int(env_str("STUDIO_WORKER_METRICS_PORT", "0"))  # 0: no /metrics on workers
 WORKER_METRICS_HOST = env_str("STUDIO_WORKER_METRICS_HOST", "127.0.0.1")
 RUN_MAX_ATTEMPTS = int(env_str("STUDIO_RUN_MAX_ATTEMPTS", "3"))  # jobs of one run, resumes included
+# How long an approval waits when its tool or step sets no timeout (0: until someone decides), and
+# how often a server process (inline) looks for overdue ones.
+APPROVAL_TIMEOUT_S = float(env_str("STUDIO_APPROVAL_TIMEOUT_S", "0"))
+APPROVAL_SWEEP_EVERY_S = float(env_str("STUDIO_APPROVAL_SWEEP_EVERY_S", "15"))
 # Finished runs older than this many days are pruned daily by the worker pool (0: never).
 RUN_RETENTION_DAYS = int(env_str("STUDIO_RUN_RETENTION_DAYS", "90"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

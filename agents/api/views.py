@@ -23,6 +23,7 @@ from agents.models import Agent
 from agents.runs import agent_test_run
 from agents.runtime.validation import ConfigError
 from agents.selectors import agent_list, agent_provider_base_url, agent_version_list
+from observability.supervisor import RunWaiting
 from studio.api.parsing import validated
 from studio.api.viewsets import OrgScopedViewSet
 from studio.ids import id_pattern
@@ -145,5 +146,8 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedVi
         """Runs the agent once with a test input and waits for its output, usage and trace ids
         (watch it live on the WebSocket `/api/agents/{id}/stream`). Members and above."""
         inputs = validated(ExecuteSerializer, request.data)["input"]
-        result = agent_test_run(user=request.user, agent=self.get_object(), inputs=inputs)
+        try:
+            result = agent_test_run(user=request.user, agent=self.get_object(), inputs=inputs)
+        except RunWaiting as waiting:  # for a person's approval: decided at /api/approvals/{id}
+            return Response(waiting.summary(), status=202)
         return Response(AgentTestResultSerializer(result).data)

@@ -44,8 +44,10 @@ class Execution:
         stream: bool,
         deadline: float,
         mcp: McpToolCaller | None = None,
+        key: str | None = None,
     ):
         self.spec = spec
+        self.key = key  # the agent call's place in its run (its tool calls are keyed under it)
         self.span_id = span_id
         self.recorder = recorder
         self.run_tool = run_tool  # runs a tool agent under a given parent span

@@ -7,12 +7,19 @@ model with a tool error, and the run goes on; only the run's own limits (deadlin
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import keyword
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from agents.runtime.approvals import (
+    ApprovalFailed,
+    ApprovalRequest,
+    approval_decide,
+    recorded_tool,
+)
 from agents.runtime.execution import Execution
 from agents.runtime.prompt import final_answer_request, opening_messages, output_fields
 from agents.runtime.schema import signature_json_schema
@@ -26,17 +33,12 @@ from agents.runtime.tool_sources import (
 )
 from agents.runtime.types import AgentSpec
 from providers.llm.types import Message, ToolCall, ToolSpec
-from studio.errors import CodedError, internal_error
+from studio.errors import CodedError, WorkPaused, internal_error
 
 _MAX_TOOL_NAME = 64  # the common limit of provider function names
 _FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what every provider accepts as a function name
 # Offered when a server could not list its tools: the call itself then reports why.
 _ANY_ARGUMENTS = {"type": "object", "additionalProperties": True}
-# Approvals (issue 15, item 3) do not exist yet: such a tool is never called silently.
-APPROVAL_UNAVAILABLE = (
-    "approval_unavailable",
-    "this tool requires a person's approval, and approvals are not available yet; it was not called",
-)
 
 
 @dataclass(frozen=True)
@@ -178,24 +180,54 @@ def tool_name(agent_name: str, *, taken: Collection[str] = ()) -> str:
 async def _answer_tool_calls(
     execution: Execution, tools: Mapping[str, Tool], calls: Sequence[ToolCall]
 ) -> list[Message]:
-    async with asyncio.TaskGroup() as group:
-        answers = [group.create_task(_answer_tool_call(execution, tools, call)) for call in calls]
+    """The answers of one turn's tool calls, run concurrently. A call waiting for its approval lets
+    the others finish (their answers recorded, so not made again on resume), then pauses the run."""
+    keys = [tool_call_key(execution, index, call) for index, call in enumerate(calls)]
+    try:
+        async with asyncio.TaskGroup() as group:
+            answers = [
+                group.create_task(_answer_tool_call(execution, tools, call, key))
+                for call, key in zip(calls, keys, strict=True)
+            ]
+    except BaseExceptionGroup as failures:  # what ends the run (e.g. an approval expired: fail)
+        raise failures.exceptions[0] from None
+    paused = [answer.result() for answer in answers if isinstance(answer.result(), WorkPaused)]
+    if paused:
+        raise paused[0]
     return [answer.result() for answer in answers]
 
 
-async def _answer_tool_call(execution: Execution, tools: Mapping[str, Tool], call: ToolCall) -> Message:
+def tool_call_key(execution: Execution, index: int, call: ToolCall) -> str:
+    """A tool call's place in the run: its agent call's key, the turn, its place in the turn and a
+    digest of what it asks (the same on every execution given the same model answers)."""
+    asked = json.dumps([call.name, dict(call.arguments)], sort_keys=True, default=str, ensure_ascii=False)
+    digest = hashlib.sha256(asked.encode()).hexdigest()[:16]
+    return f"{execution.key or execution.spec.agent_id}/tool{execution.turns}.{index}:{digest}"
+
+
+async def _answer_tool_call(
+    execution: Execution, tools: Mapping[str, Tool], call: ToolCall, key: str
+) -> Message | WorkPaused:
     tool = tools.get(call.name)
     if tool is None:
         content = _error_content("unknown_tool", f"there is no tool named {call.name!r}")
     else:
-        content = await _run_tool(execution, tool, call)
+        try:
+            content = await _run_tool(execution, tool, call, key)
+        except WorkPaused as paused:
+            return paused
     return Message("tool", content, tool_call_id=call.id)
 
 
-async def _run_tool(execution: Execution, tool: Tool, call: ToolCall) -> str:
+async def _run_tool(execution: Execution, tool: Tool, call: ToolCall, key: str) -> str:
     """Runs the tool under a `tool` span between `tool.*` events; its failure goes back to the model
-    as an error (the run's own deadline and cancellation still end the run)."""
+    as an error (the run's own deadline and cancellation still end the run). An MCP call an earlier
+    execution of the run made is answered from its record, not made again."""
     recorder = execution.recorder
+    if tool.mcp is not None:
+        recorded = await recorded_tool(recorder, key)
+        if recorded is not None:
+            return recorded
     agent_id = execution.spec.agent_id
     about = _tool_about(tool, call)
     arguments = _redacted(execution, dict(call.arguments))
@@ -206,10 +238,17 @@ async def _run_tool(execution: Execution, tool: Tool, call: ToolCall) -> str:
             parent_id=execution.span_id,
             agent_id=tool.agent.agent_id if tool.agent is not None else None,
             attributes={**about, "arguments": arguments},
+            key=key,
         )
         await recorder.emit("tool.started", agent_id=agent_id, data={**about, "arguments": arguments})
     try:
-        content, usage = await _tool_answer(execution, tool, call, span_id)
+        content, usage = await _tool_answer(execution, tool, call, span_id, key)
+    except WorkPaused:
+        await recorder.span_close(span_id, status="waiting")
+        raise
+    except ApprovalFailed as error:  # its approval expired, and the policy fails the run
+        await _tool_failed(execution, span_id, about, error)
+        raise
     except CodedError as error:
         await _tool_failed(execution, span_id, about, error)
         return _error_content(error.code, error.message)
@@ -227,8 +266,11 @@ async def _run_tool(execution: Execution, tool: Tool, call: ToolCall) -> str:
     return content
 
 
-async def _tool_answer(execution: Execution, tool: Tool, call: ToolCall, span_id: str) -> tuple[str, dict]:
-    """What the tool answered (the text the model reads) and its usage (a tool agent's)."""
+async def _tool_answer(
+    execution: Execution, tool: Tool, call: ToolCall, span_id: str, key: str
+) -> tuple[str, dict]:
+    """What the tool answered (the text the model reads) and its usage (a tool agent's). An MCP
+    tool that requires approval is called once a person approved the call (see `_approved`)."""
     if tool.agent is not None:
         result = await execution.run_tool(tool.agent, call.arguments, span_id)
         execution.add_tool_usage(result)
@@ -240,14 +282,43 @@ async def _tool_answer(execution: Execution, tool: Tool, call: ToolCall, span_id
         return json.dumps(result.output, ensure_ascii=False), usage
     ref = tool.mcp
     if ref.requires_approval:
-        code, message = APPROVAL_UNAVAILABLE
-        raise McpToolError(message, code=code, status=409)
+        await _approved(execution, tool, call, key)
     if execution.mcp is None:
         raise McpToolError("MCP tools cannot be called here", code="mcp_unavailable", status=503)
     output = await execution.mcp.call_tool(ref.server_id, ref.tool, call.arguments)
     if output.is_error:
         raise McpToolError(output.text or "the tool reported an error", code="tool_error", status=502)
     return output.text, {}
+
+
+async def _approved(execution: Execution, tool: Tool, call: ToolCall, key: str) -> None:
+    """Returns once a person approved this call; raises WorkPaused while nobody decided, and
+    McpToolError `approval_rejected` (a tool error the model reads, with the comment) when the call
+    was rejected or its approval expired under the `reject` policy."""
+    ref = tool.mcp
+    subject = {
+        "tool": ref.tool,
+        "mcp_server": ref.server_id,
+        "function": tool.function.name,
+        "arguments": _redacted(execution, dict(call.arguments)),
+        "agent_id": execution.spec.agent_id,
+        "agent": execution.spec.name,
+    }
+    request = ApprovalRequest(
+        key=key,
+        kind="tool",
+        subject=subject,
+        timeout_s=ref.approval_timeout_s,
+        on_timeout=ref.on_approval_timeout,
+    )
+    decision = await approval_decide(execution.recorder, request)
+    if decision.approved:
+        return
+    how = "rejected by a person" if decision.status == "rejected" else "not approved in time"
+    message = f"this call was {how}, so it was not made" + (
+        f": {decision.comment}" if decision.comment else ""
+    )
+    raise McpToolError(message, code="approval_rejected", status=409)
 
 
 async def _tool_failed(execution: Execution, span_id: str, about: dict, error: CodedError) -> None:

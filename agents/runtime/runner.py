@@ -17,7 +17,7 @@ from agents.runtime.structured import Outcome
 from agents.runtime.tool_sources import McpToolCaller
 from agents.runtime.types import AgentError, AgentResult, AgentSpec, CircuitBreaker, RunAgent
 from providers.llm.types import Gateway, Recorder
-from studio.errors import CodedError, internal_error
+from studio.errors import CodedError, WorkPaused, internal_error
 
 # Failures that say nothing about the agent's health, so the circuit breaker does not count them.
 _NOT_THE_AGENTS_FAILURE = ("invalid_input", "budget_exceeded", "circuit_open")
@@ -66,9 +66,13 @@ async def run_agent(
         stream=stream,
         deadline=asyncio.get_running_loop().time() + timeout_s,
         mcp=mcp,
+        key=key,
     )
     try:
         outcome = await _execute(execution, inputs, breaker)
+    except WorkPaused:  # waiting for a person: made again (its finished tool calls replayed) on resume
+        await _close(execution, "waiting")
+        raise
     except asyncio.CancelledError:
         await _close(execution, "cancelled", error="cancelled")
         data = _failure("cancelled", "the agent execution was cancelled")

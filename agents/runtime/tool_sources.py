@@ -22,6 +22,8 @@ class McpToolRef:
     tool: str
     description: str | None = None
     requires_approval: bool = False
+    approval_timeout_s: float | None = None  # then `on_approval_timeout`: reject | fail
+    on_approval_timeout: str = "reject"
 
     @classmethod
     def from_entry(cls, entry: Mapping[str, Any]) -> McpToolRef:
@@ -30,6 +32,8 @@ class McpToolRef:
             tool=entry["tool"],
             description=entry.get("description"),
             requires_approval=bool(entry.get("requires_approval")),
+            approval_timeout_s=entry.get("approval_timeout_s"),
+            on_approval_timeout=entry.get("on_approval_timeout") or "reject",
         )
 
 

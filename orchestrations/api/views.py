@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.api.serializers import ExecuteSerializer
+from observability.supervisor import RunWaiting
 from orchestrations import services
 from orchestrations.api.filters import OrchestrationFilterSet
 from orchestrations.api.serializers import (
@@ -60,7 +61,10 @@ class OrchestrationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Org
         """Runs the orchestration once and waits for its output (watch it live on the WebSocket
         `/api/orchestrations/{id}/stream`)."""
         inputs = validated(ExecuteSerializer, request.data)["input"]
-        result = orchestration_execute(user=request.user, orchestration=self.get_object(), inputs=inputs)
+        try:
+            result = orchestration_execute(user=request.user, orchestration=self.get_object(), inputs=inputs)
+        except RunWaiting as waiting:  # for a person's approval: decided at /api/approvals/{id}
+            return Response(waiting.summary(), status=202)
         return Response(ExecutionResultSerializer(result).data)
 
 

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from agents.runtime.approvals import ApprovalRequest, approval_decide
 from agents.runtime.runner import call_digest
 from agents.runtime.types import AgentResult, AgentSpec, RunAgent
 from agents.runtime.validation import Errors
 from orchestrations.patterns.options import Option
 from providers.llm.types import Recorder
-from studio.errors import CodedError, internal_error
+from studio.errors import CodedError, WorkDeclined, WorkPaused, internal_error, paused_in
 
 Output = dict[str, Any]
 
@@ -137,8 +138,11 @@ class PatternRun:
     """One execution of a pattern: calls agents within step spans, keeps the totals and the agents
     executed, enforces the cost cap and applies the `on_agent_error` policy."""
 
-    def __init__(self, pattern_id: str, ctx: PatternContext, config: Mapping[str, Any]):
+    def __init__(
+        self, pattern_id: str, ctx: PatternContext, config: Mapping[str, Any], roles: Sequence[str] = ()
+    ):
         self.pattern_id = pattern_id
+        self.roles = tuple(roles)
         self.ctx = ctx
         self.config = config
         self.agents = ctx.agents
@@ -172,6 +176,9 @@ class PatternRun:
             status = "completed"
         except asyncio.CancelledError:
             status = "cancelled"
+            raise
+        except WorkPaused:
+            status = "waiting"  # the resumed run enters the step again
             raise
         except CodedError as exc:
             error = exc.message
@@ -211,8 +218,10 @@ class PatternRun:
         key = self._call_key(step, position, spec, inputs)
         try:
             result = await self.ctx.run_agent(spec, inputs, step.span_id, key=key)
+        except WorkPaused:
+            raise
         except Exception as exc:
-            if essential or self.config["on_agent_error"] == "fail":
+            if paused_in(exc) is not None or essential or self.config["on_agent_error"] == "fail":
                 raise
             error = exc if isinstance(exc, CodedError) else internal_error(exc, what="The agent")
             self.errors[self.names[position]] = error.message
@@ -220,7 +229,47 @@ class PatternRun:
         self._usage.add(result)
         step.usage.add(result)
         self._check_cost()
+        if self._approval_after(position):
+            await self._approved(step, position, key, result.output)
         return dict(result.output)
+
+    def _approval_after(self, position: int) -> bool:
+        approval = self.config.get("approval")
+        if not approval:
+            return False
+        after = approval["after"]
+        if isinstance(after, int):
+            return after == position
+        return position < len(self.roles) and self.roles[position] == after
+
+    async def _approved(self, step: Step, position: int, key: str, output: Mapping[str, Any]) -> None:
+        """Returns once a person approved the output of this call (WorkPaused until someone
+        decides); a rejection, or an expiry under `on_timeout: reject`, ends the run cancelled."""
+        approval = self.config["approval"]
+        spec = self.agents[position]
+        subject = {
+            "pattern": self.pattern_id,
+            "step": step.key,
+            "position": position,
+            "agent": self.names[position],
+            "agent_id": spec.agent_id,
+            "output": dict(output),
+        }
+        request = ApprovalRequest(
+            key=f"approval:{key}",
+            kind="step",
+            subject=subject,
+            timeout_s=approval["timeout_s"],
+            on_timeout=approval["on_timeout"],
+        )
+        decision = await approval_decide(self.ctx.recorder, request)
+        if decision.approved:
+            return
+        how = "rejected" if decision.status == "rejected" else "not approved in time"
+        reason = f"The output of {self.names[position]!r} was {how}" + (
+            f": {decision.comment}" if decision.comment else "."
+        )
+        raise WorkDeclined(reason, fields={"approval_id": decision.approval_id})
 
     async def call_all(
         self, calls: Iterable[Coroutine[Any, Any, Output | None]], *, limit: int | None = None
@@ -235,7 +284,7 @@ class PatternRun:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(call) for call in calls]
         except BaseExceptionGroup as failures:
-            raise _first_failure(failures) from None
+            raise paused_in(failures) or _first_failure(failures) from None
         outputs = [task.result() for task in tasks]
         if outputs and all(output is None for output in outputs):
             raise OrchestrationError(

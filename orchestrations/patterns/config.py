@@ -1,7 +1,8 @@
 """Validation of a pattern's config: every key checked, defaults filled (plain Python, no Django).
 
-Every pattern takes `timeout_s` [300], `on_agent_error` fail|continue [fail] and
-`max_total_cost_usd` [none]; the keys of each pattern are its module's `PATTERN.options`.
+Every pattern takes `timeout_s` [300], `on_agent_error` fail|continue [fail],
+`max_total_cost_usd` [none] and, when given, `approval` {after, timeout_s?, on_timeout?}; the keys
+of each pattern are its module's `PATTERN.options`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agents.runtime.validation import ConfigError, Errors, error
-from orchestrations.patterns.options import COMMON_OPTIONS, parse_options
+from orchestrations.patterns.options import COMMON_OPTIONS, ApprovalOption, approval_check, parse_options
 from orchestrations.patterns.registry import PATTERNS
 
 
@@ -27,9 +28,15 @@ def validate_pattern_config(pattern_id: str, data: Mapping[str, Any] | None, *, 
         errors.append(error("agent_ids", f"{pattern.id} takes {bounds} agents, got {agent_count}"))
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError([*errors, error("(root)", "must be a mapping of option names to values")])
-    config = parse_options({**COMMON_OPTIONS, **pattern.options}, data or {}, "", errors)
+    data = dict(data or {})
+    approval = data.pop("approval", None)  # only in configs that ask for one
+    config = parse_options({**COMMON_OPTIONS, **pattern.options}, data, "", errors)
+    if approval is not None:
+        config["approval"] = ApprovalOption().parse(approval, "approval", errors)
     if not errors and pattern.check:
         errors += pattern.check(config, agent_count)
+    if not errors:
+        errors += approval_check(config, pattern.roles_for(agent_count))
     if errors:
         raise ConfigError(errors)
     return config

@@ -99,6 +99,60 @@ def parse_options(
     }
 
 
+@dataclass(frozen=True)
+class ApprovalOption:
+    """`approval: {after: <agent index or role>, timeout_s?, on_timeout: reject|fail}`: a person
+    approves the output of that agent's calls before the run goes on (the index, 0-based, and the
+    role are checked against the agents by `approval_check`)."""
+
+    default: None = None
+
+    def parse(self, value: Any, path: str, errors: Errors) -> Any:
+        if not isinstance(value, Mapping):
+            errors.append(
+                error(path, "must be a mapping {after: <agent index or role>, timeout_s?, on_timeout?}")
+            )
+            return None
+        check_known_keys(value, ["after", "timeout_s", "on_timeout"], path, errors, sorted_keys=True)
+        after = value.get("after")
+        valid_after = (isinstance(after, int) and not isinstance(after, bool) and after >= 0) or (
+            isinstance(after, str) and after.strip()
+        )
+        if not valid_after:
+            errors.append(
+                error(join(path, "after"), f"must be an agent index (0, 1, ...) or a role (got {after!r})")
+            )
+        timeout = value.get("timeout_s")
+        if timeout is not None:
+            Number(0, 30 * 86400, low_inclusive=False).parse(timeout, join(path, "timeout_s"), errors)
+        on_timeout = Choice(("reject", "fail"), default="reject")
+        policy = value.get("on_timeout")
+        policy = "reject" if policy is None else on_timeout.parse(policy, join(path, "on_timeout"), errors)
+        return {"after": after, "timeout_s": timeout, "on_timeout": policy}
+
+
+def approval_check(config: Mapping[str, Any], roles: list[str]) -> Errors:
+    """An approval's `after` names an agent of the orchestration: its index or one of its roles."""
+    approval = config.get("approval")
+    if not approval:
+        return []
+    after = approval["after"]
+    if isinstance(after, int) and after >= len(roles):
+        return [
+            error(
+                "approval.after",
+                f"is agent index {after}, but there are {len(roles)} agents (0 to {len(roles) - 1})",
+            )
+        ]
+    if isinstance(after, str) and after not in roles:
+        return [
+            error(
+                "approval.after", f"names no role of these agents; one of: {', '.join(dict.fromkeys(roles))}"
+            )
+        ]
+    return []
+
+
 COMMON_OPTIONS: dict[str, Option] = {
     "timeout_s": Number(0, 3600, default=300, low_inclusive=False),
     "on_agent_error": Choice(("fail", "continue"), default="fail"),

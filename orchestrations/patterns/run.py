@@ -13,11 +13,12 @@ async def run_pattern(pattern_id: str, ctx: PatternContext) -> PatternResult:
     """Run `ctx.agents` with the pattern `pattern_id` (ctx.config is validated first: ConfigError),
     within its timeout and cost cap. Cancelling the calling task cancels every agent call in flight."""
     config = validate_pattern_config(pattern_id, ctx.config, agent_count=len(ctx.agents))
-    run = PatternRun(pattern_id, ctx, config)
+    pattern = PATTERNS[pattern_id]
+    run = PatternRun(pattern_id, ctx, config, roles=pattern.roles_for(len(ctx.agents)))
     deadline = asyncio.timeout(config["timeout_s"])
     try:
         async with deadline:
-            output = await PATTERNS[pattern_id].execute(run)
+            output = await pattern.execute(run)
     except TimeoutError:
         if not deadline.expired():
             raise  # an agent's own timeout, not the orchestration's

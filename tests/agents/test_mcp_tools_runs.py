@@ -1,6 +1,6 @@
 """React agents calling MCP tools for real: the fake OpenAI server asks for the tool, the official
 client calls the FastMCP fake over streamable HTTP, the result reaches the model, and the call is a
-`tool` span between `tool.*` events. Failures (server down, approval, allow-list, another
+`tool` span between `tool.*` events. Failures (server down, allow-list, another
 organization's server) come back to the model as tool errors while the run completes."""
 
 from __future__ import annotations
@@ -121,29 +121,6 @@ def test_a_tool_that_fails_on_the_server_is_a_tool_error(
     (answer,) = tool_messages(fake_openai.requests[1])
     assert tool_error(answer)["code"] == "tool_error" and "no order 7" in tool_error(answer)["message"]
     assert result["output"] == GOOD
-
-
-def test_a_tool_that_requires_approval_is_refused_not_called(
-    member, provider, orders_server, fake_openai, fake_mcp
-):
-    agent = react_agent(
-        member.organization,
-        f"{{mcp_server: {orders_server.pk}, tool: lookup_order, requires_approval: true}}",
-    )
-    fake_openai.enqueue(
-        tool_calls({"name": "lookup_order", "arguments": {"order_id": "42"}}), json_answer(GOOD)
-    )
-
-    result = agent_test_run(user=member, agent=agent, inputs=INQUIRY)
-
-    assert fake_mcp.calls == []
-    (answer,) = tool_messages(fake_openai.requests[1])
-    assert tool_error(answer)["code"] == "approval_unavailable"
-    assert "approval" in tool_error(answer)["message"]
-    assert (
-        RunEvent.objects.get(run_id=result["run_id"], type="tool.failed").data["code"]
-        == "approval_unavailable"
-    )
 
 
 def test_a_tool_taken_off_the_allow_list_after_saving_is_refused(

@@ -1,0 +1,307 @@
+"""Human approval, durable: runs that wait for a person's decision without holding a process.
+
+An MCP tool call marked `requires_approval` and an orchestration step marked for approval ask the
+run's gate (`RunApprovalGate`, the engine's `agents.runtime.approvals`). The first time, the gate
+stores a pending Approval under the request's key, emits `approval.requested` and raises
+WorkPaused: the supervisor records the run `waiting` and its execution ends (its job, queued; its
+task, inline). `approval_decide` (POST /api/approvals/{id}) or `approvals_expire` (the periodic
+check of overdue ones) records the decision, emits `approval.resolved` and resumes the run
+(`observability.replay.run_resume`: inline, in this process in the background; queued, a new job of
+the run on any worker). The replay reaches the same request again and the gate answers it by key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from agents.runtime.approvals import ApprovalDecision, ApprovalRequest, approval_gate_register
+from observability.loops import loop_local
+from observability.models import Run, Span
+from observability.recorder import RunRecorder
+from orchestrations.models import Approval
+from studio.api.errors import ApiError
+from studio.audit import audit_record
+from studio.background import spawn
+from studio.errors import WorkPaused
+
+logger = logging.getLogger(__name__)
+
+EXPIRED_COMMENT = "Nobody decided within the approval's timeout."
+
+
+class RunApprovalGate:
+    """The approvals of one run, as its engine asks them (see the module doc)."""
+
+    def __init__(self, recorder: RunRecorder):
+        self.recorder = recorder
+        self.run = recorder.run
+
+    async def decide(self, request: ApprovalRequest) -> ApprovalDecision:
+        approval, created = await sync_to_async(_approval_get_or_create)(self.run, request)
+        if created:
+            await self.recorder.emit(
+                "approval.requested",
+                agent_id=request.subject.get("agent_id") or None,
+                data=approval_event_data(approval),
+            )
+            await _announce("approval.requested", approval)
+        if approval.status == Approval.Status.PENDING:
+            raise WorkPaused("approval", {"approval_id": approval.pk, "kind": approval.kind})
+        return ApprovalDecision(
+            approval_id=approval.pk,
+            status=approval.status,
+            comment=approval.comment,
+            decided_by=approval.decided_by_id,
+            extra={"on_timeout": approval.on_timeout},
+        )
+
+    async def recorded_tool(self, key: str) -> str | None:
+        if getattr(self.recorder, "history", None) is None:
+            return None  # a first execution has made no tool call yet
+        return await sync_to_async(_tool_result)(self.run.pk, key)
+
+
+def _gate_of(recorder: Any) -> RunApprovalGate | None:
+    run = getattr(recorder, "run", None)
+    return RunApprovalGate(recorder) if isinstance(run, Run) else None
+
+
+approval_gate_register(_gate_of)
+
+
+def _approval_get_or_create(run: Run, request: ApprovalRequest) -> tuple[Approval, bool]:
+    found = Approval.objects.filter(run_id=run.pk, key=request.key).first()
+    if found is not None:
+        return found, False
+    timeout_s = request.timeout_s or settings.APPROVAL_TIMEOUT_S or None
+    expires_at = timezone.now() + dt.timedelta(seconds=timeout_s) if timeout_s else None
+    try:
+        with transaction.atomic():
+            approval = Approval.objects.create(
+                organization_id=run.organization_id,
+                run_id=run.pk,
+                key=request.key[:400],
+                kind=request.kind,
+                subject=dict(request.subject),
+                on_timeout=request.on_timeout,
+                expires_at=expires_at,
+            )
+    except IntegrityError:  # asked concurrently under the same key: the stored one counts
+        return Approval.objects.get(run_id=run.pk, key=request.key), False
+    return approval, True
+
+
+def _tool_result(run_id: str, key: str) -> str | None:
+    span = (
+        Span.objects.filter(run_id=run_id, kind=Span.Kind.TOOL, call_key=key, status="completed")
+        .order_by("-started_at")
+        .first()
+    )
+    if span is None:
+        return None
+    result = span.attributes.get("result")
+    return result if isinstance(result, str) else None
+
+
+def approval_event_data(approval: Approval) -> dict[str, Any]:
+    """What `approval.*` events and webhooks say about an approval."""
+    return {
+        "approval_id": approval.pk,
+        "run_id": approval.run_id,
+        "kind": approval.kind,
+        "subject": approval.subject,
+        "status": approval.status,
+        "expires_at": approval.expires_at.isoformat() if approval.expires_at else None,
+        "decided_by": approval.decided_by_id,
+        "comment": approval.comment,
+    }
+
+
+async def _announce(event: str, approval: Approval) -> None:
+    """Outbound webhooks of the approval's organization (observability.signals, where it exists)."""
+    try:
+        from observability import signals
+    except ImportError:
+        return
+    announce = getattr(signals, "approval_announce", None)
+    if announce is None:
+        return
+    try:
+        await announce(event, approval.organization_id, approval_event_data(approval))
+    except Exception:  # a webhook is no reason for the run to stop
+        logger.warning("Announcing %s of %s failed", event, approval.pk, exc_info=True)
+
+
+# --- decisions ---------------------------------------------------------------------------------
+
+DECISIONS = {"approve": Approval.Status.APPROVED, "reject": Approval.Status.REJECTED}
+
+
+def approval_decide(*, user, approval: Approval, decision: str, comment: str = "") -> Approval:
+    """Records a person's decision (409 `approval_decided` when it was already decided or expired),
+    audited with the decider, then announces it and resumes the run (see the module doc)."""
+    with transaction.atomic():
+        locked = Approval.objects.select_for_update().get(pk=approval.pk)
+        if locked.status != Approval.Status.PENDING:
+            raise ApiError(
+                409,
+                "approval_decided",
+                f"This approval is already {locked.status}.",
+                fields={"status": locked.status},
+            )
+        locked.status, locked.comment = DECISIONS[decision], comment
+        locked.decided_by, locked.decided_at = user, timezone.now()
+        locked.save(update_fields=["status", "comment", "decided_by", "decided_at"])
+        audit_record(
+            actor=user,
+            organization_id=locked.organization_id,
+            operation=f"approval_{decision}",
+            instance=locked,
+            changes={
+                "run_id": locked.run_id,
+                "kind": locked.kind,
+                "status": locked.status,
+                "comment": comment,
+            },
+        )
+    from providers.aio import run_sync
+
+    run_sync(approval_resolved, locked)
+    return locked
+
+
+async def approvals_expire(*, now=None) -> list[Approval]:
+    """Expires the pending approvals past their deadline (each once, whichever process gets it
+    first) and resumes their runs: the policy (`on_timeout`) then rejects the call or step, or
+    fails the run."""
+    expired = await sync_to_async(_expire_due)(now or timezone.now())
+    for approval in expired:
+        await approval_resolved(approval)
+    return expired
+
+
+def _expire_due(now) -> list[Approval]:
+    due = Approval.objects.filter(status=Approval.Status.PENDING, expires_at__lte=now)
+    expired = []
+    for approval_id in list(due.values_list("pk", flat=True)[:100]):
+        with transaction.atomic():
+            locked = (
+                Approval.objects.select_for_update(skip_locked=True)
+                .filter(pk=approval_id, status=Approval.Status.PENDING)
+                .first()
+            )
+            if locked is None:
+                continue
+            locked.status, locked.comment, locked.decided_at = Approval.Status.EXPIRED, EXPIRED_COMMENT, now
+            locked.save(update_fields=["status", "comment", "decided_at"])
+            audit_record(
+                actor=None,
+                organization_id=locked.organization_id,
+                operation="approval_expire",
+                instance=locked,
+                changes={"run_id": locked.run_id, "on_timeout": locked.on_timeout},
+            )
+        expired.append(locked)
+    return expired
+
+
+async def approval_resolved(approval: Approval) -> None:
+    """`approval.resolved` on the run's stream (and webhooks), then the run goes on: unless another
+    of its approvals is still pending (its replay would only stop there again)."""
+    run = await Run.objects.aget(pk=approval.run_id)
+    recorder = await RunRecorder.resume(run)
+    agent_id = approval.subject.get("agent_id") or None
+    await recorder.emit("approval.resolved", agent_id=agent_id, data=approval_event_data(approval))
+    await _announce("approval.resolved", approval)
+    pending = Approval.objects.filter(run_id=run.pk, status=Approval.Status.PENDING)
+    if run.status == Run.Status.WAITING and not await pending.aexists():
+        await run_continue(run)
+
+
+# --- resuming ----------------------------------------------------------------------------------
+
+
+async def run_continue(run: Run) -> None:
+    """Resumes a waiting run: queued, a new job of the run (any worker); inline, a background task
+    of this process (awaited here when this loop ends with the call, as in commands and tests)."""
+    if settings.EXECUTION == "queue":
+        await sync_to_async(_defer_again)(run)
+        return
+    task = spawn(_resume_inline, run.pk, name=f"resume {run.pk}")
+    from providers.aio import on_server_loop
+
+    if not on_server_loop():
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _resume_inline(run_id: str) -> None:
+    from observability.replay import run_resume
+    from observability.supervisor import RunFailed, RunWaiting
+
+    run = await Run.objects.aget(pk=run_id)
+    root = await Span.objects.filter(run_id=run_id, kind=Span.Kind.RUN, parent_id=None).afirst()
+    with contextlib.suppress(RunFailed, RunWaiting):  # recorded
+        await run_resume(run, _rebuilt_work(run), name=root.name if root else run.kind)
+
+
+def _rebuilt_work(run: Run):
+    """The run's work rebuilt from its row by its kind's rebuilder (the apps' `tasks` modules
+    register them, as for a worker); a failure to rebuild fails the run, recorded."""
+    from django.utils.module_loading import autodiscover_modules
+
+    from observability.queue import run_rebuild
+
+    async def work(recorder, root_span_id):
+        await sync_to_async(autodiscover_modules)("tasks")
+        rebuilt = await sync_to_async(run_rebuild)(run, stream=False)
+        return await rebuilt(recorder, root_span_id)
+
+    return work
+
+
+def _defer_again(run: Run) -> None:
+    """A new job of the run, with the arguments of its last one (its name, streaming, finish hook)."""
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    from observability.queue import EXECUTE_RUN_TASK
+    from observability.tasks import execute_run
+
+    last = (
+        ProcrastinateJob.objects.filter(task_name=EXECUTE_RUN_TASK, queueing_lock=run.pk)
+        .order_by("-id")
+        .first()
+    )
+    args = dict(last.args) if last is not None else {"name": run.kind, "stream": False, "finished": None}
+    args.update(run_id=run.pk, deferred_at=timezone.now().timestamp())
+    execute_run.configure(queueing_lock=run.pk).defer(**args)
+
+
+# --- the periodic check of overdue approvals ----------------------------------------------------
+
+
+async def _sweep_forever(every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await approvals_expire()
+        except Exception:  # the database may be down for a while: try again next time
+            logger.exception("Expiring overdue approvals failed")
+
+
+def _start_sweeping() -> asyncio.Task | None:
+    every_s = settings.APPROVAL_SWEEP_EVERY_S
+    if every_s <= 0 or settings.EXECUTION == "queue":  # queued: the pool's periodic task (tasks.py)
+        return None
+    return spawn(_sweep_forever, every_s, name="approvals sweeper")
+
+
+approvals_sweeping_start = loop_local(_start_sweeping)

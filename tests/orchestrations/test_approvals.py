@@ -1,0 +1,223 @@
+"""Step approvals: an orchestration step marked for approval pauses the run (`waiting`, no process
+holds it) until a person decides through the API; approved, the run resumes and completes, each
+agent called once; rejected, it ends cancelled with the reason; expired, its policy decides. And
+the approvals API itself (scoping, roles, 409 once decided)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from observability.models import AuditLog, Run, RunEvent, Span
+from orchestrations.approvals import approvals_expire
+from orchestrations.models import Approval
+from providers.aio import run_sync
+from tests.api_cases import APIResourceCases, Call
+from tests.observability.factories import run as unsaved_run
+from tests.orchestrations.helpers import make_agent, make_orchestration, says
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+APPROVALS = "/api/approvals"
+
+
+def team(organization, pattern: str, config_yaml: str):
+    # `escalate`: a handoff's tier passes the task on (other patterns ignore the extra field)
+    writer = make_agent(organization, "Writer", responses=[says(answer="a draft", escalate=True)])
+    editor = make_agent(organization, "Editor", responses=[says(answer="the final text")])
+    return make_orchestration(organization, pattern, [writer, editor], config_yaml=config_yaml)
+
+
+def execute(client, orchestration):
+    return client.post(
+        f"/api/orchestrations/{orchestration.pk}/execute", {"input": {"text": "hi"}}, format="json"
+    )
+
+
+def agent_calls(run_id: str) -> list[str]:
+    """The agent calls made (not replayed): their spans, in order."""
+    return list(
+        Span.objects.filter(run_id=run_id, kind="agent").order_by("started_at").values_list("name", "status")
+    )
+
+
+def waiting_run(client, orchestration) -> tuple[Run, Approval]:
+    response = execute(client, orchestration)
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "waiting" and body["follow_url"] == f"/api/runs/{body['run_id']}/stream"
+    run = Run.objects.get(pk=body["run_id"])
+    assert run.status == Run.Status.WAITING and run.heartbeat_at is None
+    (approval,) = Approval.objects.filter(run=run)
+    assert body["approval_id"] == approval.pk
+    return run, approval
+
+
+@pytest.mark.parametrize(
+    ("pattern", "after"),
+    [("sequential", "0"), ("sequential", "1"), ("handoff", "0")],
+)
+def test_an_approved_step_resumes_the_run_to_completion(auth_client, member, pattern, after):
+    orchestration = team(member.organization, pattern, f"approval: {{after: {after}}}")
+
+    run, approval = waiting_run(auth_client, orchestration)
+
+    requested = RunEvent.objects.get(run=run, type="approval.requested").data
+    assert requested["kind"] == "step" and requested["approval_id"] == approval.pk
+    first = after == "0"
+    assert requested["subject"]["agent"] == ("Writer" if first else "Editor")
+    assert requested["subject"]["output"]["answer"] == ("a draft" if first else "the final text")
+    listed = auth_client.get(f"{APPROVALS}?status=pending").json()["results"]
+    assert [row["id"] for row in listed] == [approval.pk]
+
+    decided = auth_client.post(
+        f"{APPROVALS}/{approval.pk}", {"decision": "approve", "comment": "ok"}, format="json"
+    )
+
+    assert decided.status_code == 200, decided.content
+    assert decided.json()["status"] == "approved" and decided.json()["decided_by"] == member.pk
+    run.refresh_from_db()
+    assert run.status == Run.Status.COMPLETED, run.error
+    if pattern == "sequential":
+        assert run.output["output"] == {"answer": "the final text"}
+    writer_calls = [
+        name for name, status in agent_calls(run.pk) if name == "Writer" and status == "completed"
+    ]
+    assert len(writer_calls) == 1  # replayed from the ledger on resume, not called again
+    types = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("type", flat=True))
+    assert types.index("approval.requested") < types.index("run.waiting") < types.index("approval.resolved")
+    assert types.index("approval.resolved") < types.index("run.resumed") < types.index("run.completed")
+    seqs = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    audit = AuditLog.objects.get(operation_type="approval_approve", record_id=approval.pk)
+    assert audit.user_id == member.pk and audit.changes["comment"] == "ok"
+    assert auth_client.get(f"{APPROVALS}?status=pending").json()["results"] == []
+
+
+def test_supervisor_worker_waits_for_each_worker_output_approved_by_role(auth_client, member):
+    org = member.organization
+    plan = says(answer="The combined report", subtasks=[{"worker": "Writer", "task": "Write the intro"}])
+    lead = make_agent(org, "Lead", responses=[plan])
+    intro = [says(answer="Intro")]
+    writer = make_agent(org, "Writer", description="Writes", inputs=["task"], responses=intro)
+    orchestration = make_orchestration(
+        org, "supervisor_worker", [lead, writer], config_yaml="approval: {after: worker}"
+    )
+    run, approval = waiting_run(auth_client, orchestration)
+    assert approval.subject["agent"] == "Writer" and approval.subject["output"] == {"answer": "Intro"}
+
+    auth_client.post(f"{APPROVALS}/{approval.pk}", {"decision": "approve"}, format="json")
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.COMPLETED, run.error
+    assert run.output["subtasks"][0]["output"] == {"answer": "Intro"}
+    made = [name for name, status in agent_calls(run.pk) if status == "completed"]
+    assert sorted(made) == ["Lead", "Lead", "Writer"]  # plan, work, combine: each once
+
+
+def test_a_role_asks_for_an_approval_after_each_agent_in_it(auth_client, member):
+    orchestration = team(member.organization, "sequential", "approval: {after: step}")
+    run, first = waiting_run(auth_client, orchestration)
+    auth_client.post(f"{APPROVALS}/{first.pk}", {"decision": "approve"}, format="json")
+    run.refresh_from_db()
+    assert run.status == Run.Status.WAITING  # now for the editor's output
+    second = Approval.objects.get(run=run, status="pending")
+    assert second.subject["agent"] == "Editor"
+
+    auth_client.post(f"{APPROVALS}/{second.pk}", {"decision": "approve"}, format="json")
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.COMPLETED and run.attempts == 1  # resumes are no attempts
+    assert [status for _, status in agent_calls(run.pk)] == ["completed", "completed"]
+
+
+def test_a_rejected_step_ends_the_run_cancelled_with_the_reason(auth_client, member):
+    orchestration = team(member.organization, "sequential", "approval: {after: 0}")
+    run, approval = waiting_run(auth_client, orchestration)
+
+    decided = auth_client.post(
+        f"{APPROVALS}/{approval.pk}", {"decision": "reject", "comment": "too informal"}, format="json"
+    )
+
+    assert decided.status_code == 200
+    run.refresh_from_db()
+    assert run.status == Run.Status.CANCELLED
+    assert run.error["code"] == "approval_rejected" and "too informal" in run.error["message"]
+    assert [name for name, _ in agent_calls(run.pk)] == ["Writer"]  # the editor never ran
+    again = auth_client.post(f"{APPROVALS}/{approval.pk}", {"decision": "approve"}, format="json")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "approval_decided"
+
+
+@pytest.mark.parametrize(
+    ("policy", "status", "code"),
+    [("reject", "cancelled", "approval_rejected"), ("fail", "failed", "approval_expired")],
+)
+def test_an_overdue_step_approval_expires_by_its_policy(auth_client, member, policy, status, code):
+    orchestration = team(
+        member.organization, "sequential", f"approval: {{after: 0, timeout_s: 60, on_timeout: {policy}}}"
+    )
+    run, approval = waiting_run(auth_client, orchestration)
+    assert approval.expires_at is not None and approval.on_timeout == policy
+
+    assert run_sync(approvals_expire) == []  # not due yet
+    expired = run_sync(approvals_expire, now=timezone.now() + dt.timedelta(seconds=61))
+
+    assert [a.pk for a in expired] == [approval.pk]
+    approval.refresh_from_db()
+    assert approval.status == Approval.Status.EXPIRED and approval.decided_by is None
+    run.refresh_from_db()
+    assert run.status == status and run.error["code"] == code
+    assert AuditLog.objects.filter(operation_type="approval_expire", record_id=approval.pk).count() == 1
+    assert run_sync(approvals_expire, now=timezone.now() + dt.timedelta(seconds=61)) == []
+
+
+def test_approval_config_is_validated_by_path(auth_client):
+    writer = auth_client.post(
+        "/api/orchestrations",
+        {
+            "name": "bad",
+            "pattern": "sequential",
+            "agent_ids": [],
+            "config_yaml": "approval: {after: 5, on_timeout: later}",
+        },
+        format="json",
+    )
+    assert writer.status_code == 400
+
+
+def test_another_organization_sees_no_approval(auth_client, member, other_client):
+    orchestration = team(member.organization, "sequential", "approval: {after: 0}")
+    run, approval = waiting_run(auth_client, orchestration)
+
+    assert other_client.get(APPROVALS).json()["results"] == []
+    assert other_client.get(f"{APPROVALS}/{approval.pk}").status_code == 404
+    decided = other_client.post(f"{APPROVALS}/{approval.pk}", {"decision": "approve"}, format="json")
+    assert decided.status_code == 404
+    approval.refresh_from_db()
+    assert approval.status == Approval.Status.PENDING
+
+
+def test_a_decision_needs_a_known_decision(auth_client, member):
+    orchestration = team(member.organization, "sequential", "approval: {after: 0}")
+    _, approval = waiting_run(auth_client, orchestration)
+    response = auth_client.post(f"{APPROVALS}/{approval.pk}", {"decision": "maybe"}, format="json")
+    assert response.status_code == 400
+    approval.refresh_from_db()
+    assert approval.status == Approval.Status.PENDING
+
+
+class TestApprovalAPI(APIResourceCases):
+    list_path = APPROVALS
+    detail_path = APPROVALS + "/{pk}"
+    writes = (Call("POST", APPROVALS + "/{pk}", {"decision": "approve"}),)
+    list_queries = 3  # the caller, the count, the page
+    detail_queries = 2  # the caller, the approval
+
+    def make(self, organization):
+        run = unsaved_run(organization)
+        run.save()
+        return Approval.objects.create(
+            organization=organization, run=run, key="approval:1.step/0", kind="step", subject={"output": {}}
+        )
