@@ -8,8 +8,9 @@ A day's runs reach the rollups in one of two ways:
   advances the organization's seal (`UsageSeal.sealed_until`) past them. The runs stay in the
   ledger (traces, runtime), but usage reads count days before the seal from the rollups only and
   read raw runs from the seal on. A day is sealed once it ended at least `SEAL_GRACE` ago and no
-  run of it (or of an earlier day) is still queued or running: a finished run's totals never
-  change, and runs are created with the server's clock at insert, so nothing sealed changes later.
+  run of it (or of an earlier day) is unfinished (queued, running, waiting): a finished run's
+  totals never change, and runs are created with the server's clock at insert, so nothing sealed
+  changes later.
 - `prune_runs` folds the usage of unsealed runs it deletes (a sealed run is already counted) and
   takes the sealed ones it deletes off their day's `RunDailyRollup.runs`.
 
@@ -35,7 +36,9 @@ SEAL_GRACE = dt.timedelta(minutes=15)
 LATENCY_FRACTIONS = {"p50_ms": 0.5, "p95_ms": 0.95}
 UPSERT_ROWS = 1000  # rollup rows per INSERT: 9,000 parameters, well under SQLite's limit
 _ADDED = ("executions", "errors", "input_tokens", "output_tokens", "cost_usd")
-_UNFINISHED = (Run.Status.QUEUED, Run.Status.RUNNING)
+# Every status a run can still leave (queued, running, and any added since, such as waiting for a
+# person): as a list rather than NOT IN, so that the (organization, status) index serves it.
+_UNFINISHED = tuple(status for status in Run.Status.values if status not in Run.FINISHED)
 DAY = dt.timedelta(days=1)
 _BEFORE_ANY_RUN = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -153,7 +156,7 @@ def _upsert_increments(groups: list[dict]) -> None:
 
 def seal_target(organization_id: str, *, now: dt.datetime | None = None) -> dt.datetime:
     """The furthest the organization's seal may go now: the start of the day that ended less than
-    `SEAL_GRACE` ago, or of the day of its oldest queued or running run if that is earlier."""
+    `SEAL_GRACE` ago, or of the day of its oldest unfinished run if that is earlier."""
     target = day_start((now or timezone.now()) - SEAL_GRACE)
     oldest = (
         Run.objects.filter(organization_id=organization_id, status__in=_UNFINISHED)

@@ -169,6 +169,15 @@ def test_a_run_still_running_holds_the_seal_before_its_day_until_it_finishes(fle
     assert_same(answers(org.pk, agents), finished)
 
 
+@pytest.mark.parametrize("status", [s for s in Run.Status.values if s not in Run.FINISHED])
+def test_every_unfinished_status_holds_the_seal(fleet, status):
+    org, _ = fleet
+    started = TODAY - dt.timedelta(days=6, hours=-3)
+    save(run(org, at=started, status=status, cost="0"))
+    usage_seal(org.pk, now=NOW)
+    assert sealed_until(org) == day_start(started)
+
+
 def test_a_day_is_sealed_only_after_its_grace_period(fleet):
     """Just after midnight yesterday is not sealed: a run arriving late (created just before
     midnight, stored after it) still lands in raw rows and is counted."""
