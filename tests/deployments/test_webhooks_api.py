@@ -190,3 +190,29 @@ def test_rotating_the_fernet_keys_keeps_every_secret(admin_user, settings):
     assert webhook_secret(webhook) == "whsec_kept"
     audit = AuditLog.objects.get(model_name="Webhook", operation_type="rotate_keys")
     assert audit.changes == {"rotated": 1} and audit.user_id is None
+
+
+def test_admin_pages_show_webhooks_and_deliveries_without_the_secret(operator_browser, admin_user):
+    webhook = make_webhook(admin_user.organization, secret="whsec_never-shown", is_active=False)
+    delivery = make_delivery(webhook, status="failed", attempts=3, status_code=500, error="HTTP 500")
+    for path in (
+        "/admin/deployments/webhook/",
+        f"/admin/deployments/webhook/{webhook.pk}/change/",
+        "/admin/deployments/webhookdelivery/",
+        f"/admin/deployments/webhookdelivery/{delivery.pk}/change/",
+    ):
+        response = operator_browser.get(path)
+        assert response.status_code == 200, path
+        assert b"whsec_never-shown" not in response.content
+        assert webhook.secret_encrypted.encode() not in response.content
+
+    response = operator_browser.post(
+        "/admin/deployments/webhook/",
+        {"action": "enable_webhooks", "_selected_action": [webhook.pk]},
+    )
+    assert response.status_code == 302
+    webhook.refresh_from_db()
+    assert webhook.is_active
+    assert AuditLog.objects.filter(
+        model_name="Webhook", operation_type="enable", record_id=webhook.pk
+    ).exists()
