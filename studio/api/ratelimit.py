@@ -1,4 +1,8 @@
-"""Fixed-window counters in the cache, incremented atomically (shared across processes via Redis)."""
+"""Fixed-window counters in the cache, incremented atomically (shared across processes via Redis).
+
+On Redis a hit is one round trip: a Lua script increments the window's counter and gives it its
+expiry if it has none, atomically (what `add(bucket, 0, timeout)` then `incr` did in three
+commands: SET NX, EXISTS, INCRBY). Other backends (the tests' local memory) take the cache API."""
 
 from __future__ import annotations
 
@@ -6,7 +10,17 @@ import math
 import time
 from dataclasses import dataclass
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
+from redis.commands.core import Script
+
+# KEYS[1] the window's counter, ARGV[1] its lifetime in seconds (set once, when it has none).
+_HIT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+_hit_script = Script(None, _HIT_SCRIPT.encode())  # its client is given per call (the cache's own pool)
 
 
 class RateLimitUnavailable(Exception):
@@ -34,15 +48,31 @@ def window_hit(key: str, *, window_s: int) -> WindowCount:
     """Counts one event in the current window and returns the new count (atomic `incr`)."""
     bucket, retry_after = _window(key, window_s)
     try:
-        cache.add(bucket, 0, timeout=window_s + 1)
-        try:
-            count = cache.incr(bucket)
-        except ValueError:  # the bucket expired between add and incr
-            cache.add(bucket, 1, timeout=window_s + 1)
-            count = 1
+        backend = caches["default"]
+        count = (
+            _redis_hit(backend, bucket, window_s + 1)
+            if isinstance(backend, RedisCache)
+            else _hit(bucket, window_s + 1)
+        )
     except Exception as exc:
         raise RateLimitUnavailable(str(exc)) from exc
     return WindowCount(count=count, retry_after=max(1, retry_after))
+
+
+def _redis_hit(backend: RedisCache, bucket: str, timeout: int) -> int:
+    """One round trip (EVALSHA; the script is loaded once per Redis server, on its first miss)."""
+    redis_key = backend.make_and_validate_key(bucket)
+    client = backend._cache.get_client(redis_key, write=True)
+    return int(_hit_script(keys=[redis_key], args=[timeout], client=client))
+
+
+def _hit(bucket: str, timeout: int) -> int:
+    cache.add(bucket, 0, timeout=timeout)
+    try:
+        return cache.incr(bucket)
+    except ValueError:  # the bucket expired between add and incr
+        cache.add(bucket, 1, timeout=timeout)
+        return 1
 
 
 def window_refund(key: str, *, window_s: int) -> None:
