@@ -1,6 +1,13 @@
 """Circuit breakers shared by every server process: the runtime's pure state machine with its
 snapshots kept in the cache (Redis in production). A cache outage leaves breakers closed, so
-runs keep working from the database."""
+runs keep working from the database.
+
+A call costs one cache read: `allow` reads the agent's snapshot (so a breaker opened by any
+process refuses the very next call, no delay), and a success recorded up to RESET_UNREAD_S after
+that read, when it showed the breaker closed with no failure, writes nothing (a success only ever
+writes the closed snapshot, which is what was there). The price: failures another process records
+in that interval (at most RESET_UNREAD_S) are not cleared by this success; they can only make a
+breaker open sooner, never keep it closed. A failure reads the snapshot again and writes it."""
 
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 POLICY = BreakerPolicy(failure_threshold=5, cooldown_s=30.0)
 SNAPSHOT_TTL_S = 24 * 3600
+RESET_UNREAD_S = 1.0  # how long after `allow` read a clean snapshot a success may skip its write
 
 
 def _key(agent_id: str) -> str:
@@ -40,20 +48,29 @@ def _load(agent_id: str) -> BreakerSnapshot:
 
 
 class CacheCircuitBreaker:
-    """The runtime's CircuitBreaker protocol over the shared cache."""
+    """The runtime's CircuitBreaker protocol over the shared cache (one per run)."""
 
     def __init__(self, policy: BreakerPolicy = POLICY):
         self.policy = policy
+        self._clean_at: dict[str, float] = {}  # agent -> when `allow` last read it closed, 0 failures
 
     async def allow(self, agent_id: str) -> bool:
         snapshot = await sync_to_async(_load)(agent_id)
+        if snapshot == BreakerSnapshot():
+            self._clean_at[agent_id] = time.monotonic()
+        else:
+            self._clean_at.pop(agent_id, None)
         return breaker_allows(snapshot, self.policy, now=time.time())
 
     async def record(self, agent_id: str, *, success: bool) -> None:
+        clean_at = self._clean_at.pop(agent_id, None)
+        if success and clean_at is not None and time.monotonic() - clean_at < RESET_UNREAD_S:
+            return  # the stored snapshot was already the closed one a success writes
         await sync_to_async(self._record)(agent_id, success)
 
     def _record(self, agent_id: str, success: bool) -> None:
-        snapshot = breaker_record(_load(agent_id), self.policy, now=time.time(), success=success)
+        current = BreakerSnapshot() if success else _load(agent_id)  # a success closes, whatever was there
+        snapshot = breaker_record(current, self.policy, now=time.time(), success=success)
         try:
             cache.set(_key(agent_id), asdict(snapshot), timeout=SNAPSHOT_TTL_S)
         except Exception:
