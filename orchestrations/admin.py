@@ -5,7 +5,7 @@ from django.utils.safestring import mark_safe
 
 from agents.models import Agent
 from agents.runtime.validation import ConfigError
-from orchestrations.models import Orchestration
+from orchestrations.models import Approval, Orchestration
 from orchestrations.services import orchestration_config_parse
 from studio.admin import AuditedAdmin
 from studio.admin_links import record_link
@@ -53,3 +53,40 @@ class OrchestrationAdmin(AuditedAdmin, admin.ModelAdmin):
             for agent_id in orchestration.agent_ids
         ]
         return format_html_join(mark_safe("<br>"), "{}", ((link,) for link in links)) or "-"
+
+
+@admin.register(Approval)
+class ApprovalAdmin(AuditedAdmin, admin.ModelAdmin):
+    """Approvals runs wait for, read-only: people decide through POST /api/approvals/{id}, which
+    resumes the run (a change here would not)."""
+
+    list_display = ["id", "kind", "status", "organization", "run_id", "created_at", "decided_at"]
+    list_filter = ["status", "kind"]
+    list_select_related = ["organization"]
+    search_fields = ["id", "run__id", "organization__name"]
+    fields = [
+        "id",
+        "organization",
+        "run_link",
+        "kind",
+        "status",
+        "key",
+        "subject",
+        "on_timeout",
+        "expires_at",
+        "decided_by",
+        "comment",
+        "created_at",
+        "decided_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="run")
+    def run_link(self, approval):
+        return record_link(approval.run_id)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

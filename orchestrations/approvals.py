@@ -26,7 +26,8 @@ from django.utils import timezone
 from agents.runtime.approvals import ApprovalDecision, ApprovalRequest, approval_gate_register
 from observability.loops import loop_local
 from observability.models import Run, Span
-from observability.recorder import RunRecorder
+from observability.recorder import RunRecorder, jsonable
+from observability.signals import ledger_event_asend
 from orchestrations.models import Approval
 from studio.api.errors import ApiError
 from studio.audit import audit_record
@@ -127,17 +128,15 @@ def approval_event_data(approval: Approval) -> dict[str, Any]:
 
 
 async def _announce(event: str, approval: Approval) -> None:
-    """Outbound webhooks of the approval's organization (observability.signals, where it exists)."""
+    """The event for outbound webhooks (`observability.signals`), as run.completed is sent; a
+    webhook is no reason for the run to stop."""
     try:
-        from observability import signals
-    except ImportError:
-        return
-    announce = getattr(signals, "approval_announce", None)
-    if announce is None:
-        return
-    try:
-        await announce(event, approval.organization_id, approval_event_data(approval))
-    except Exception:  # a webhook is no reason for the run to stop
+        await ledger_event_asend(
+            organization_id=approval.organization_id,
+            event=event,
+            data=jsonable(approval_event_data(approval)),
+        )
+    except Exception:
         logger.warning("Announcing %s of %s failed", event, approval.pk, exc_info=True)
 
 

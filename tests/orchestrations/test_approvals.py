@@ -221,3 +221,19 @@ class TestApprovalAPI(APIResourceCases):
         return Approval.objects.create(
             organization=organization, run=run, key="approval:1.step/0", kind="step", subject={"output": {}}
         )
+
+
+def test_webhooks_get_approval_requested_and_resolved_once(auth_client, member):
+    from deployments.models import WebhookDelivery
+    from tests.deployments.factories import make_webhook
+
+    hook = make_webhook(member.organization, events=["approval.requested", "approval.resolved"])
+    orchestration = team(member.organization, "sequential", "approval: {after: 0}")
+    _, approval = waiting_run(auth_client, orchestration)
+
+    auth_client.post(f"{APPROVALS}/{approval.pk}", {"decision": "approve"}, format="json")
+
+    deliveries = WebhookDelivery.objects.filter(webhook=hook).order_by("created_at")
+    assert [d.event for d in deliveries] == ["approval.requested", "approval.resolved"]
+    resolved = deliveries[1].payload["data"]
+    assert resolved["approval_id"] == approval.pk and resolved["status"] == "approved"
