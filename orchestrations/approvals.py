@@ -70,6 +70,11 @@ class RunApprovalGate:
             return None  # a first execution has made no tool call yet
         return await sync_to_async(_tool_result)(self.run.pk, key)
 
+    async def recorded_turns(self, key: str) -> list[dict[str, Any]]:
+        if getattr(self.recorder, "history", None) is None:
+            return []
+        return await sync_to_async(_paused_turns)(self.run.pk, key)
+
 
 def _gate_of(recorder: Any) -> RunApprovalGate | None:
     run = getattr(recorder, "run", None)
@@ -99,6 +104,16 @@ def _approval_get_or_create(run: Run, request: ApprovalRequest) -> tuple[Approva
     except IntegrityError:  # asked concurrently under the same key: the stored one counts
         return Approval.objects.get(run_id=run.pk, key=request.key), False
     return approval, True
+
+
+def _paused_turns(run_id: str, key: str) -> list[dict[str, Any]]:
+    """The turns of the agent call under `key` that paused last (see agents.runtime.runner)."""
+    span = (
+        Span.objects.filter(run_id=run_id, kind=Span.Kind.AGENT, call_key=key, status="waiting")
+        .order_by("-started_at")
+        .first()
+    )
+    return list((span.output or {}).get("turns", [])) if span is not None else []
 
 
 def _tool_result(run_id: str, key: str) -> str | None:

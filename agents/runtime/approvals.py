@@ -8,7 +8,9 @@ raises `studio.errors.WorkPaused`: the run's execution ends there and the decisi
 (the replay reaches the same request again, then decided).
 
 The host also keeps the answers of the tool calls a run's earlier executions made
-(`recorded_tool`), so a tool call is never made twice, even when its agent call is made again."""
+(`recorded_tool`) and the model's answers to the turns of an agent call that paused
+(`recorded_turns`): an agent call made again on resume pays for no turn twice and makes no tool
+call twice."""
 
 from __future__ import annotations
 
@@ -54,6 +56,10 @@ class ApprovalGate(Protocol):
         """What a tool call of an earlier execution of the run answered, if it finished."""
         ...
 
+    async def recorded_turns(self, key: str) -> list[Mapping[str, Any]]:
+        """The model's answers to the turns of an agent call that paused (`completion_dump`)."""
+        ...
+
 
 class ApprovalUnavailable(CodedError):
     status = 409
@@ -96,3 +102,8 @@ async def approval_decide(recorder: Any, request: ApprovalRequest) -> ApprovalDe
 async def recorded_tool(recorder: Any, key: str) -> str | None:
     gate = approval_gate(recorder)
     return None if gate is None else await gate.recorded_tool(key)
+
+
+async def recorded_turns(recorder: Any, key: str) -> list[Mapping[str, Any]]:
+    gate = approval_gate(recorder)
+    return [] if gate is None else await gate.recorded_turns(key)

@@ -18,11 +18,39 @@ from providers.llm.types import (
     Message,
     ProviderError,
     Recorder,
+    ToolCall,
     ToolSpec,
+    Usage,
 )
 
 # Keys of the config's provider section that address the provider rather than configure the call.
 _PROVIDER_ADDRESS_KEYS = ("provider", "model", "provider_id")
+
+
+def completion_dump(completion: Completion) -> dict[str, Any]:
+    """A turn's answer as JSON, to give it again when its paused execution is made again."""
+    return {
+        "text": completion.text,
+        "model": completion.model,
+        "finish_reason": completion.finish_reason,
+        "parsed": completion.parsed,
+        "tool_calls": [
+            {"id": c.id, "name": c.name, "arguments": dict(c.arguments)} for c in completion.tool_calls
+        ],
+    }
+
+
+def completion_load(data: Mapping[str, Any]) -> Completion:
+    """`completion_dump` read back, with no usage: it was counted when it was made."""
+    calls = tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in data.get("tool_calls", ()))
+    return Completion(
+        text=data["text"],
+        model=data["model"],
+        usage=Usage(),
+        finish_reason=data.get("finish_reason", "stop"),
+        parsed=data.get("parsed"),
+        tool_calls=calls,
+    )
 
 
 def provider_options(provider: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,6 +81,10 @@ class Execution:
         self.run_tool = run_tool  # runs a tool agent under a given parent span
         self.mcp = mcp  # lists and calls the MCP tools of the run's organization
         self.turns = 0
+        # Answers of the turns an earlier execution of this call made before it paused for an
+        # approval: given again, not asked again (`completion_load`); and the turns of this one.
+        self.recorded_turns: list[Completion] = []
+        self.made_turns: list[Completion] = []
         self.input_tokens = 0
         self.output_tokens = 0
         self.cost_usd = Decimal(0)
@@ -71,8 +103,16 @@ class Execution:
         """Calls the model once through the gateway, as the next turn of this execution."""
         call = self._call(messages, json_schema, schema_name, tools)
         self.turns += 1
-        completion = await (self._complete_streaming(call) if self._stream else self._gateway.complete(call))
-        self._add_usage(completion.usage.input_tokens, completion.usage.output_tokens, completion.cost_usd)
+        if self.turns <= len(self.recorded_turns):  # paid by the execution that asked it
+            completion = self.recorded_turns[self.turns - 1]
+        else:
+            completion = await (
+                self._complete_streaming(call) if self._stream else self._gateway.complete(call)
+            )
+            self._add_usage(
+                completion.usage.input_tokens, completion.usage.output_tokens, completion.cost_usd
+            )
+        self.made_turns.append(completion)
         return completion
 
     def add_tool_usage(self, result: AgentResult) -> None:

@@ -10,7 +10,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from agents.runtime.execution import Execution
+from agents.runtime.approvals import recorded_turns
+from agents.runtime.execution import Execution, completion_dump, completion_load
 from agents.runtime.inputs import validate_inputs
 from agents.runtime.strategies import STRATEGIES
 from agents.runtime.structured import Outcome
@@ -68,10 +69,14 @@ async def run_agent(
         mcp=mcp,
         key=key,
     )
+    if key is not None:
+        execution.recorded_turns = [completion_load(turn) for turn in await recorded_turns(recorder, key)]
     try:
         outcome = await _execute(execution, inputs, breaker)
-    except WorkPaused:  # waiting for a person: made again (its finished tool calls replayed) on resume
-        await _close(execution, "waiting")
+    except WorkPaused:
+        # Waiting for a person: made again on resume, its turns and finished tool calls replayed.
+        turns = {"turns": [completion_dump(turn) for turn in execution.made_turns]}
+        await _close(execution, "waiting", output=turns)
         raise
     except asyncio.CancelledError:
         await _close(execution, "cancelled", error="cancelled")

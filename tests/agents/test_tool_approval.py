@@ -64,8 +64,7 @@ def test_the_run_waits_and_an_approved_call_is_made_once(
     auth_client, member, provider, orders_server, fake_openai, fake_mcp
 ):
     agent = approving_agent(member.organization, orders_server)
-    # The model's first turn is asked again when the run resumes (the agent call was in flight).
-    fake_openai.enqueue(tool_calls(LOOKUP), tool_calls(LOOKUP), json_answer(GOOD))
+    fake_openai.enqueue(tool_calls(LOOKUP), json_answer(GOOD))
 
     run, approval = start(auth_client, agent)
 
@@ -86,6 +85,12 @@ def test_the_run_waits_and_an_approved_call_is_made_once(
     assert run.output == GOOD
     assert [(call.tool, call.arguments) for call in fake_mcp.calls] == [("lookup_order", {"order_id": "42"})]
     assert last_tool_answer(fake_openai) == {"order_id": "42", "status": "shipped", "carrier": "DHL"}
+    # Each turn asked once: the turn before the wait is given again on resume, not paid twice.
+    assert len(fake_openai.requests) == 2
+    assert Span.objects.filter(run=run, kind="llm").count() == 2
+    assert run.input_tokens == sum(
+        Span.objects.filter(run=run, kind="llm").values_list("input_tokens", flat=True)
+    )
     tools = list(
         Span.objects.filter(run=run, kind="tool").order_by("started_at").values_list("status", flat=True)
     )
@@ -99,7 +104,7 @@ def test_a_rejected_call_reaches_the_model_as_rejected_with_the_comment(
     auth_client, member, provider, orders_server, fake_openai, fake_mcp
 ):
     agent = approving_agent(member.organization, orders_server)
-    fake_openai.enqueue(tool_calls(LOOKUP), tool_calls(LOOKUP), json_answer(GOOD))
+    fake_openai.enqueue(tool_calls(LOOKUP), json_answer(GOOD))
     run, approval = start(auth_client, agent)
 
     body = {"decision": "reject", "comment": "not this customer"}
@@ -113,6 +118,7 @@ def test_a_rejected_call_reaches_the_model_as_rejected_with_the_comment(
     assert error["code"] == "approval_rejected" and "not this customer" in error["message"]
     failed = RunEvent.objects.get(run=run, type="tool.failed").data
     assert failed["code"] == "approval_rejected"
+    assert len(fake_openai.requests) == 2
 
 
 @pytest.mark.parametrize("policy", ["reject", "fail"])
@@ -121,7 +127,7 @@ def test_an_overdue_call_approval_expires_by_its_policy(
 ):
     extra = f", approval_timeout_s: 30, on_approval_timeout: {policy}"
     agent = approving_agent(member.organization, orders_server, extra)
-    fake_openai.enqueue(tool_calls(LOOKUP), tool_calls(LOOKUP), json_answer(GOOD))
+    fake_openai.enqueue(tool_calls(LOOKUP), json_answer(GOOD))
     run, approval = start(auth_client, agent)
     assert approval.expires_at is not None
 

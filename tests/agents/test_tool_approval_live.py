@@ -34,7 +34,7 @@ def test_an_approval_resumes_the_run_on_another_server_and_the_tool_runs_once(
     make_provider_config(member.organization, api_base_url=fake_openai.base_url, is_default=True)
     server = make_mcp_server(member.organization, url=fake_mcp.url, headers=fake_mcp.headers, name="Orders")
     agent = approving_agent(member.organization, server)
-    fake_openai.enqueue(tool_calls(LOOKUP), tool_calls(LOOKUP), json_answer(GOOD))
+    fake_openai.enqueue(tool_calls(LOOKUP), json_answer(GOOD))
 
     first = DaphneServer(extra_env=SERVER_ENV)
     try:
@@ -61,6 +61,7 @@ def test_an_approval_resumes_the_run_on_another_server_and_the_tool_runs_once(
     assert run["status"] == "completed", run
     assert [(call.tool, call.arguments) for call in fake_mcp.calls] == [("lookup_order", {"order_id": "42"})]
     assert Run.objects.get(pk=run_id).output == GOOD
+    assert len(fake_openai.requests) == 2  # the turn before the wait is not asked again
     assert Approval.objects.get(pk=approval_id).decided_by_id == member.pk
     seqs = list(RunEvent.objects.filter(run_id=run_id).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
