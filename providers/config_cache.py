@@ -17,6 +17,7 @@ ENTRY_TTL_S, which bounds what a replacement lost with the cache could keep serv
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Hashable, Iterable
@@ -47,6 +48,7 @@ class _Entry:
 
 
 _entries: dict[Hashable, _Entry] = {}
+_entries_lock = threading.Lock()  # the ledger's writer threads and request threads change them
 
 
 def stamp_key(organization_id: str) -> str:
@@ -69,10 +71,11 @@ def provider_cached(organization_id: str, key: Hashable, load: Callable[[], Reso
 
 
 def _remember(key: Hashable, entry: _Entry) -> None:
-    _entries.pop(key, None)
-    _entries[key] = entry
-    while len(_entries) > MAX_ENTRIES:
-        _entries.pop(next(iter(_entries)), None)
+    with _entries_lock:
+        _entries.pop(key, None)
+        _entries[key] = entry
+        while len(_entries) > MAX_ENTRIES:
+            _entries.pop(next(iter(_entries)), None)
 
 
 def _stamp(organization_id: str) -> str | None:
@@ -99,9 +102,9 @@ def configs_changed(organization_ids: Iterable[str]) -> None:
 
 
 def _stamps_replace(organization_ids: list[str]) -> None:
-    for key, entry in list(_entries.items()):
-        if entry.organization_id in organization_ids:
-            _entries.pop(key, None)
+    with _entries_lock:
+        for key in [key for key, entry in _entries.items() if entry.organization_id in organization_ids]:
+            del _entries[key]
     try:
         cache.set_many({stamp_key(pk): uuid.uuid4().hex for pk in organization_ids}, timeout=None)
     except Exception:

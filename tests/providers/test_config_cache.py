@@ -233,3 +233,15 @@ async def test_a_replaced_key_is_sent_on_the_very_next_call(admin_user, fake_ope
     completion = await (await sync_to_async(gateway)(admin_user)).complete(call())
     assert completion.text
     assert fake_openai.requests[-1].headers["Authorization"] == "Bearer sk-replaced-0003"
+
+
+@pytest.mark.django_db
+def test_a_personal_config_is_never_served_to_another_user_from_an_entry(admin_user, member, private_urls):
+    organization = member.organization
+    personal = make_provider_config(organization, api_key="sk-personal", api_base_url=BASE_URL, user=member)
+    assert resolve(member, personal.pk)[1].api_key == "sk-personal"
+    assert resolve(member, personal.pk)[1].api_key == "sk-personal"  # from the member's entry
+    with pytest.raises(ProviderNotConfigured):
+        resolve(admin_user, personal.pk)
+    with pytest.raises(ProviderNotConfigured):
+        resolve(admin_user)
