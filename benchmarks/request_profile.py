@@ -2,8 +2,8 @@
 
 No server and no load generator: requests go straight into `studio.asgi.application` on one event
 loop, one after another, as a server would send them (each in its own task and context), so the
-figure is the request path's own cost. `--profile` prints a pyinstrument profile of the timed
-requests (the `dev` extra installs pyinstrument).
+figure is the request path's own cost. `--profile` prints a cProfile profile of the timed requests
+in CPU time (`time.thread_time`), the event loop's thread and the request threads together.
 
     .venv/bin/python -m benchmarks.request_profile
     .venv/bin/python -m benchmarks.request_profile --database-url postgres://postgres@127.0.0.1:5432/bench_profile
@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures.thread
+import contextlib
+import cProfile
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -102,12 +106,40 @@ async def _cpu_per_request(app, scope: dict, count: int) -> list[float]:
     return costs
 
 
+@contextlib.contextmanager
+def _profiled(enabled: bool):
+    """CPU-time profiles of the loop's thread and of the work it hands to threads (the request's
+    sync work runs on a worker thread: a profiler of one thread would miss it)."""
+    if not enabled:
+        yield []
+        return
+    loop_profile, thread_profile = cProfile.Profile(time.thread_time), cProfile.Profile(time.thread_time)
+    work_item = concurrent.futures.thread._WorkItem
+    run = work_item.run
+
+    def profiled_run(self):
+        thread_profile.enable()  # one request at a time: one worker thread at a time
+        try:
+            return run(self)
+        finally:
+            thread_profile.disable()
+
+    work_item.run = profiled_run
+    loop_profile.enable()
+    try:
+        yield [loop_profile, thread_profile]
+    finally:
+        loop_profile.disable()
+        work_item.run = run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--path", action="append", help=f"default: {' '.join(PATHS)}")
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile profile (CPU time)")
+    parser.add_argument("--top", type=int, default=60, help="functions in the profile")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         _configure(args.database_url, tmp)
@@ -119,22 +151,18 @@ def main() -> None:
         for path in args.path or PATHS:
             scope = _scope(path, token)
             loop.run_until_complete(_cpu_per_request(application, scope, 200))  # warm-up
-            profiler = None
-            if args.profile:
-                from pyinstrument import Profiler
-
-                profiler = Profiler(interval=0.0002, async_mode="disabled")
-                profiler.start()
-            costs = loop.run_until_complete(_cpu_per_request(application, scope, args.requests))
-            if profiler is not None:
-                profiler.stop()
+            with _profiled(args.profile) as profiles:
+                costs = loop.run_until_complete(_cpu_per_request(application, scope, args.requests))
             print(
                 f"{path:<28} median {statistics.median(costs):6.3f} ms  "
                 f"mean {statistics.fmean(costs):6.3f} ms  CPU per request, n={len(costs)}",
                 flush=True,
             )
-            if profiler is not None:
-                print(profiler.output_text(unicode=True, show_all=False, timeline=False))
+            if profiles:
+                stats = pstats.Stats(profiles[0])
+                for profile in profiles[1:]:
+                    stats.add(profile)
+                stats.sort_stats("cumulative").print_stats(args.top)
         loop.close()
 
 
