@@ -170,21 +170,28 @@ async def _call(deployment: Deployment, arguments: dict[str, Any], context) -> t
         return _tool_error(refused)
     except RunFailed as failed:
         return _tool_error(failed)
-    except RunWaiting as waiting:  # not an error: the run goes on once a person decides
-        summary = waiting.summary(follow_url=f"/workflows/{deployment.name}/runs/{waiting.run.pk}/events")
-        text = (
-            f"The run {waiting.run.pk} is waiting for a person's approval ({summary['approval_id']}); "
-            "it goes on once someone decides."
-        )
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=text)], structuredContent=summary, _meta=summary
-        )
+    except RunWaiting as waiting:
+        return _waiting_result(deployment, waiting)
     result = call_result(run)
     outputs = result["outputs"]
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=json.dumps(outputs, indent=2, ensure_ascii=False))],
         structuredContent=outputs,
         _meta={"run_id": result["run_id"], "trace_id": result["trace_id"], "usage": result["usage"]},
+    )
+
+
+def _waiting_result(deployment: Deployment, waiting: RunWaiting) -> types.CallToolResult:
+    """The run waits for a person's approval, so there are no outputs yet: said in the text (and
+    in `_meta`), flagged `isError` because a result without them would not match the tool's
+    output schema, which clients check. The run goes on once someone decides."""
+    summary = waiting.summary(follow_url=f"/workflows/{deployment.name}/runs/{waiting.run.pk}/events")
+    text = (
+        f"Not finished: the run {waiting.run.pk} is waiting for a person's approval "
+        f"({summary['approval_id']}); it goes on once someone decides. {json.dumps(summary)}"
+    )
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)], isError=True, _meta=summary
     )
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from observability.models import Run, RunEvent, Span
@@ -165,3 +166,50 @@ def test_another_organization_cannot_see_or_decide(
     approval.refresh_from_db()
     run.refresh_from_db()
     assert approval.status == "pending" and run.status == Run.Status.WAITING and fake_mcp.calls == []
+
+
+async def test_a_deployment_call_whose_run_waits_is_202_with_where_to_follow_it(
+    member, provider, orders_server, fake_openai, fake_mcp
+):
+    from django.test import AsyncClient
+
+    from tests.deployments.helpers import bearer, deploy
+
+    agent = await sync_to_async(approving_agent)(member.organization, orders_server)
+    _, key = await sync_to_async(deploy)(member, agent, name="order-desk")
+    fake_openai.enqueue(tool_calls(LOOKUP), json_answer(GOOD))
+
+    response = await AsyncClient().post(
+        "/workflows/order-desk/execute",
+        json.dumps({"inputs": INQUIRY}),
+        content_type="application/json",
+        headers=bearer(key),
+    )
+
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "waiting" and body["approval_id"].startswith("appr-")
+    assert body["follow_url"] == f"/workflows/order-desk/runs/{body['run_id']}/events"
+    run = await Run.objects.aget(pk=body["run_id"])
+    assert run.status == Run.Status.WAITING and run.kind == "deployment"
+
+
+async def test_the_mcp_tool_of_a_deployment_reports_the_wait_as_its_result(
+    member, provider, orders_server, fake_openai, fake_mcp
+):
+    from tests.deployments.helpers import deploy
+    from tests.deployments.test_mcp import session_calls
+
+    agent = await sync_to_async(approving_agent)(member.organization, orders_server)
+    _, key = await sync_to_async(deploy)(member, agent, name="order-desk-mcp", channels=["mcp"])
+    fake_openai.enqueue(tool_calls(LOOKUP), json_answer(GOOD))
+
+    _, (result,) = await session_calls("order-desk-mcp", key, [INQUIRY])
+
+    # isError: no outputs to match the tool's output schema yet, which clients check
+    text = result.content[0].text
+    assert result.isError and text.startswith("Not finished") and "waiting for a person's approval" in text
+    summary = json.loads(text[text.index("{") :])
+    assert summary["status"] == "waiting" and result.meta["approval_id"] == summary["approval_id"]
+    run = await Run.objects.aget(pk=summary["run_id"])
+    assert run.status == Run.Status.WAITING and fake_mcp.calls == []
