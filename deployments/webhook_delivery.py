@@ -52,6 +52,7 @@ from deployments.webhooks import (
     webhook_headers,
     webhook_secret,
 )
+from observability.queue import queue_enabled
 from providers.llm.transport import VettingResolver
 from providers.llm.types import LLMError
 from providers.llm.urlsafety import check_base_url
@@ -121,7 +122,7 @@ async def on_ledger_event(sender, *, organization_id: str, event: str, data, **k
 async def deliveries_dispatch(delivery_ids: list[str]) -> None:
     """Has new deliveries sent now: by the worker pool when runs are queued, else by this
     process's sweeper (without one, the next sweep of any server process sends them)."""
-    if settings.EXECUTION == "queue":
+    if queue_enabled():
         from deployments.webhook_tasks import attempts_defer
 
         await attempts_defer(delivery_ids)
@@ -375,7 +376,7 @@ def webhook_sweeping_start() -> _Sweeper | None:
     """Starts this process's sweeper on the running loop, once (again after its loop closed);
     None when the worker pool sends deliveries (`STUDIO_EXECUTION=queue`)."""
     global _sweeper
-    if settings.EXECUTION == "queue":
+    if queue_enabled():
         return None
     if _sweeper is None or _sweeper.loop.is_closed() or _sweeper.task.done():
         _sweeper = _Sweeper(settings.WEBHOOK_SWEEP_EVERY_S)

@@ -19,15 +19,22 @@ created from the seal on."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import BigIntegerField, Count, DateTimeField, Min, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest, Least, TruncDate
 from django.utils import timezone
 
+from accounts.models import Organization
+from observability.loops import loop_local
 from observability.models import Run, RunDailyRollup, UsageDailyRollup, UsageSeal
+from observability.queue import queue_enabled
 from observability.sql import PercentileCont, percentile, percentiles_in_sql
+from studio.background import every
 
 # How long after midnight a day may still receive runs (a transaction open across midnight, clocks
 # of several servers a little apart). The day is sealed only after that.
@@ -185,6 +192,31 @@ def usage_seal(organization_id: str, *, now: dt.datetime | None = None, max_days
             return sealed
         sealed += 1
     return sealed
+
+
+def usage_seal_all(*, max_days: int | None = None) -> dict[str, int]:
+    """`usage_seal` for every organization: the days folded, for those that had any."""
+    organizations = Organization.objects.order_by("pk").values_list("pk", flat=True)
+    folded = {pk: usage_seal(pk, max_days=max_days) for pk in organizations}
+    return {pk: days for pk, days in folded.items() if days}
+
+
+async def usage_rollup() -> int:
+    """The periodic rollup (every `STUDIO_ROLLUP_EVERY_S` in each server process inline, a periodic
+    task of the worker pool when queued): how many days it folded."""
+    return sum((await sync_to_async(usage_seal_all)()).values())
+
+
+def _start_rolling_up() -> asyncio.Task | None:
+    every_s = settings.ROLLUP_EVERY_S
+    if every_s <= 0 or queue_enabled():  # queued: the pool's periodic task (observability.tasks)
+        return None
+    return every(every_s, usage_rollup, name="usage rollup")
+
+
+usage_rollup_start = loop_local(_start_rolling_up)
+"""Starts the running loop's periodic rollup, once (concurrent rollups of several processes are
+safe: each day is folded under its organization's seal lock)."""
 
 
 def _seal_next_day(organization_id: str, target: dt.datetime) -> bool:

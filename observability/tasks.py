@@ -36,6 +36,7 @@ from observability.queue import (
     run_abandoner,
     run_rebuild,
 )
+from observability.rollup import usage_rollup
 from observability.supervisor import (
     RunFailed,
     RunHandedBack,
@@ -194,6 +195,13 @@ async def prune_runs(timestamp: int) -> None:
     days = settings.RUN_RETENTION_DAYS
     if days > 0:
         await sync_to_async(call_command)("prune_runs", older_than=f"{days}d")
+
+
+@app.periodic(cron="7 * * * *", periodic_id="rollup_usage")
+@app.task(queue=MAINTENANCE_QUEUE, queueing_lock="rollup_usage")
+async def rollup_usage(timestamp: int) -> int:
+    """The daily usage rollups of closed days (`observability.rollup.usage_rollup`), hourly."""
+    return await usage_rollup() if settings.ROLLUP_EVERY_S > 0 else 0
 
 
 def queue_job_counts() -> list[dict[str, Any]]:

@@ -26,12 +26,13 @@ from django.utils import timezone
 from agents.runtime.approvals import ApprovalDecision, ApprovalRequest, approval_gate_register
 from observability.loops import loop_local
 from observability.models import Run, Span
+from observability.queue import queue_enabled
 from observability.recorder import RunRecorder, jsonable
 from observability.signals import ledger_event_asend
 from orchestrations.models import Approval
 from studio.api.errors import ApiError
 from studio.audit import audit_record
-from studio.background import spawn
+from studio.background import every, spawn
 from studio.errors import WorkPaused
 
 logger = logging.getLogger(__name__)
@@ -247,7 +248,7 @@ async def approval_resolved(approval: Approval) -> None:
 async def run_continue(run: Run) -> None:
     """Resumes a waiting run: queued, a new job of the run (any worker); inline, a background task
     of this process (awaited here when this loop ends with the call, as in commands and tests)."""
-    if settings.EXECUTION == "queue":
+    if queue_enabled():
         await sync_to_async(_defer_again)(run)
         return
     task = spawn(_resume_inline, run.pk, name=f"resume {run.pk}")
@@ -302,20 +303,11 @@ def _defer_again(run: Run) -> None:
 # --- the periodic check of overdue approvals ----------------------------------------------------
 
 
-async def _sweep_forever(every_s: float) -> None:
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            await approvals_expire()
-        except Exception:  # the database may be down for a while: try again next time
-            logger.exception("Expiring overdue approvals failed")
-
-
 def _start_sweeping() -> asyncio.Task | None:
     every_s = settings.APPROVAL_SWEEP_EVERY_S
-    if every_s <= 0 or settings.EXECUTION == "queue":  # queued: the pool's periodic task (tasks.py)
+    if every_s <= 0 or queue_enabled():  # queued: the pool's periodic task (tasks.py)
         return None
-    return spawn(_sweep_forever, every_s, name="approvals sweeper")
+    return every(every_s, approvals_expire, name="approvals sweeper")
 
 
 approvals_sweeping_start = loop_local(_start_sweeping)

@@ -33,7 +33,7 @@ from observability.supervisor import (
     runs_stale,
 )
 from providers.budgets import budget_release_run
-from studio.background import spawn
+from studio.background import every
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +91,6 @@ async def runs_reap_logged() -> int:
     return len(reaped)
 
 
-async def _reap_forever(every_s: float) -> None:
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            await runs_reap_logged()
-        except Exception:  # the database may be down for a while: try again next time
-            logger.exception("Reaping stale runs failed")
-
-
 def reaping_start() -> asyncio.Task | None:
     """Starts the running loop's periodic reaper, once (later calls return the same task); None
     when `STUDIO_REAP_EVERY_S` is 0."""
@@ -110,7 +101,7 @@ def _start_reaping() -> asyncio.Task | None:
     every_s = settings.REAP_EVERY_S
     if every_s <= 0 or queue_enabled():  # queued: the worker pool's periodic task (providers.tasks)
         return None
-    return spawn(_reap_forever, every_s, name="reaper")
+    return every(every_s, runs_reap_logged, name="reaper")
 
 
 _reaper = loop_local(_start_reaping)

@@ -22,8 +22,9 @@ from studio.sqlite import keep_wal_open  # noqa: E402
 keep_wal_open(connections["default"].settings_dict)
 
 from deployments.mcp_server import with_mcp  # noqa: E402
-from orchestrations.approvals import approvals_sweeping_start  # noqa: E402
 from deployments.webhook_delivery import webhook_sweeping_start  # noqa: E402
+from observability.rollup import usage_rollup_start  # noqa: E402
+from orchestrations.approvals import approvals_sweeping_start  # noqa: E402
 from providers.aio import mark_server_loop  # noqa: E402
 from providers.reaping import reaping_start  # noqa: E402
 from studio.bodies import bounded_bodies  # noqa: E402
@@ -33,9 +34,11 @@ from studio.websocket import JWTAuthMiddleware, OriginCheck  # noqa: E402
 
 def _server_started() -> None:
     """Once the server's loop runs: tells the engine which loop is the server's (see providers.aio)
-    and starts the process's periodic work on it (the reaper, the webhook deliveries' sweeper)."""
+    and starts the process's periodic work on it (the reaper, the usage rollup, overdue approvals,
+    the webhook deliveries' sweeper)."""
     mark_server_loop()
     reaping_start()
+    usage_rollup_start()
     approvals_sweeping_start()
     webhook_sweeping_start()
 

@@ -13,6 +13,7 @@ exception, if it raises, is logged with its traceback instead of being left unre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
@@ -31,9 +32,25 @@ _running: set[asyncio.Task] = set()  # strong references: the loop keeps only we
 
 def spawn(work: Callable[..., Awaitable[T]], *args: Any, name: str) -> asyncio.Task[T]:
     """Runs `work(*args)` in the background on the running loop, in a fresh context."""
-    task = asyncio.get_running_loop().create_task(
-        _with_own_connections(work, args), name=name, context=contextvars.Context()
-    )
+    return _started(_with_own_connections(work, args), name)
+
+
+def every(seconds: float, work: Callable[[], Awaitable[Any]], *, name: str) -> asyncio.Task:
+    """Runs `work()` every `seconds` in the background (a process's periodic work: reaping,
+    expiring approvals, rolling up usage). Each round is a `spawn` of its own, so no database
+    connection is held between rounds; a round that fails is logged and the next one comes."""
+    return _started(_repeat(seconds, work, name), name)
+
+
+async def _repeat(seconds: float, work: Callable[[], Awaitable[Any]], name: str) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        with contextlib.suppress(Exception):  # logged by `_finished`; the database may be down a while
+            await spawn(work, name=name)
+
+
+def _started(coroutine: Awaitable[T], name: str) -> asyncio.Task[T]:
+    task = asyncio.get_running_loop().create_task(coroutine, name=name, context=contextvars.Context())
     _running.add(task)
     task.add_done_callback(_finished)
     return task

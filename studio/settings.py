@@ -41,6 +41,7 @@ ALLOW_PRIVATE_PROVIDER_URLS = env_bool("STUDIO_ALLOW_PRIVATE_PROVIDER_URLS", Fal
 METRICS_TOKEN = env_str("STUDIO_METRICS_TOKEN")
 # How often every server process fails runs whose process died (0: only `manage.py reap_runs`).
 REAP_EVERY_S = float(env_str("STUDIO_REAP_EVERY_S", "10"))
+ROLLUP_EVERY_S = float(env_str("STUDIO_ROLLUP_EVERY_S", "3600"))  # usage rollups of closed days; 0: off
 # Concurrent ledger writes share transactions (observability/writer.py); 0: one transaction a write.
 LEDGER_GROUP_COMMIT = env_bool("STUDIO_LEDGER_GROUP_COMMIT", True)
 REDIS_URL = env_str("REDIS_URL")

@@ -337,3 +337,26 @@ def test_the_api_reads_the_rollups(viewer_client, viewer):
     body = viewer_client.get(f"/api/usage/agents/{agent.pk}?period=year").json()
     if yesterday.year == now.year:
         assert body["total_executions"] == 2 and body["total_cost_usd"] == pytest.approx(1.75)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_server_process_rolls_up_closed_days_periodically(fleet, settings):
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    from observability.rollup import usage_rollup_start
+
+    settings.ROLLUP_EVERY_S = 0.05
+    organization = fleet[0]
+    assert await sync_to_async(sealed_until)(organization) is None
+    task = usage_rollup_start()
+    try:
+        for _ in range(200):
+            if await sync_to_async(sealed_until)(organization) is not None:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert await sync_to_async(sealed_until)(organization) == day_start(dt.datetime.now(dt.UTC) - SEAL_GRACE)

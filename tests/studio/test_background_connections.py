@@ -143,3 +143,33 @@ async def test_a_background_task_uses_a_connection_of_its_own_and_closes_it():
     await spawn(sync_to_async(touch_database), name="reader")
     assert seen["wrapper"] is not mine  # not the starter's connection
     assert seen["open"] and seen["wrapper"].connection is None  # used, then closed
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_periodic_work_goes_on_after_a_failing_round_and_holds_no_connection_between_rounds(caplog):
+    from django.db import connections
+
+    from studio.background import every
+
+    rounds, wrappers = [], []
+
+    def count_organizations():
+        from accounts.models import Organization
+
+        Organization.objects.count()
+        wrappers.append(connections["default"])
+        rounds.append(len(rounds) + 1)
+        if len(rounds) == 1:
+            raise RuntimeError("the database is down for a while")
+
+    task = every(0.01, sync_to_async(count_organizations), name="counting")
+    try:
+        while len(rounds) < 3:
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert rounds[:3] == [1, 2, 3]  # the failed first round did not stop the next ones
+    assert all(wrapper.connection is None for wrapper in wrappers)  # each round closed its own
+    failures = [record for record in caplog.records if record.name == "studio.background"]
+    assert failures and "counting" in failures[0].getMessage()

@@ -3,8 +3,9 @@
 Folds every organization's closed days into the daily rollups (observability.rollup): usage per
 agent, day and kind, latency percentiles per day. Usage and the daily metric series then read a few
 rows per sealed day instead of its runs. Idempotent and safe to run concurrently (each day is one
-short transaction that locks the organization's seal); schedule it hourly (cron or a timer). The
-first run over an existing ledger folds all of its history, one day at a time."""
+short transaction that locks the organization's seal). The server processes (inline) or the worker
+pool (queued) already run it every `STUDIO_ROLLUP_EVERY_S`; by hand it is useful after an import.
+The first run over an existing ledger folds all of its history, one day at a time."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import Organization
-from observability.rollup import usage_seal
+from observability.rollup import usage_seal_all
 
 
 class Command(BaseCommand):
@@ -28,12 +28,10 @@ class Command(BaseCommand):
         if max_days is not None and max_days < 1:
             raise CommandError("--max-days must be at least 1.")
         started = time.perf_counter()
-        days = 0
-        for organization_id in Organization.objects.order_by("pk").values_list("pk", flat=True):
-            sealed = usage_seal(organization_id, max_days=max_days)
-            if sealed:
-                self.stdout.write(f"  {organization_id}: {sealed} day(s) folded")
-            days += sealed
+        folded = usage_seal_all(max_days=max_days)
+        for organization_id, sealed in folded.items():
+            self.stdout.write(f"  {organization_id}: {sealed} day(s) folded")
+        days = sum(folded.values())
         elapsed = time.perf_counter() - started
         done = f"Folded {days} day(s) into the daily rollups in {elapsed:.1f} s."
         self.stdout.write(self.style.SUCCESS(done))
