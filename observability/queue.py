@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -47,8 +47,6 @@ _finished_hooks: dict[str, Callable[..., None]] = {}
 # Fails a started run that will not go on, releasing what it holds: `async (run_id, error) ->
 # the failed Run, or None if it was not there to fail` (providers.reaping registers it: budget
 # holds are the providers' business).
-RunAbandoner = Callable[[str, Mapping[str, str]], Awaitable[Run | None]]
-_abandoner: list[RunAbandoner] = []
 
 
 def queue_enabled() -> bool:
@@ -72,17 +70,6 @@ def run_rebuild(run: Run, *, stream: bool):
     except KeyError:
         raise LookupError(f"No rebuilder is registered for {run.kind} runs.") from None
     return rebuild(run, stream)
-
-
-def run_abandoner_register(abandon: RunAbandoner) -> RunAbandoner:
-    _abandoner[:] = [abandon]
-    return abandon
-
-
-def run_abandoner() -> RunAbandoner:
-    if not _abandoner:
-        raise LookupError("No run abandoner is registered (providers.reaping registers it).")
-    return _abandoner[0]
 
 
 def finished_hook(hook: Callable[..., None]) -> Callable[..., None]:

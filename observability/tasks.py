@@ -33,9 +33,9 @@ from observability.queue import (
     RUNS_QUEUE,
     finished_load,
     queue_enabled,
-    run_abandoner,
     run_rebuild,
 )
+from observability.replay import run_resume
 from observability.rollup import usage_rollup
 from observability.supervisor import (
     RunFailed,
@@ -132,43 +132,18 @@ def _rebuilt_work(run: Run, stream: bool):
     return work
 
 
-def _resumer():
-    """`observability.replay.run_resume` (continuing a run from its ledger), where it exists."""
-    try:
-        from observability import replay
-    except ImportError:
-        return None
-    return getattr(replay, "run_resume", None)
-
-
 async def _resume(run: Run, work, name: str, on_finished) -> None:
     """A run already started by a worker that died or handed it back: resumed where it was
-    (past STUDIO_RUN_MAX_ATTEMPTS executions it fails instead), or, without a way to resume,
-    failed with the reason."""
-    resume = _resumer()
-    if resume is None:
-        await _give_up(run, on_finished, "run_not_resumable", NOT_RESUMABLE)
-        return
+    (past STUDIO_RUN_MAX_ATTEMPTS executions it fails instead, see `run_resume`)."""
     metrics.run_resumed()
     try:
-        _, outcome = await resume(run, work, name=name)
+        _, outcome = await run_resume(run, work, name=name)
     except RunFailed as failed:
         if on_finished is not None:
             on_finished(failed)
         raise
     if outcome is not None and on_finished is not None:  # None: it had ended meanwhile
         on_finished(None)
-
-
-NOT_RESUMABLE = "The worker executing this run stopped, and this version cannot resume runs."
-
-
-async def _give_up(run: Run, on_finished, code: str, message: str) -> None:
-    """Fails a started run that will not go on (its holds released, its open spans failed, a
-    final event), and reports it to the finish hook."""
-    failed = await run_abandoner()(run.pk, {"code": code, "message": message})
-    if failed is not None and on_finished is not None:
-        on_finished(RunFailed(failed, code, message, 500))
 
 
 # --- periodic work, once per period across the pool ---------------------------------------------

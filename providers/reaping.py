@@ -10,8 +10,7 @@ budget holds of its LLM calls in flight, closes its open spans and fails it; its
 
 With `STUDIO_EXECUTION=queue` no web process reaps on a loop: the worker pool does, as a periodic
 task (`providers.tasks`), once per period across all workers; a run whose job is waiting or being
-executed is the queue's (its job runs, resumes or is retried), not the reaper's. The same claim,
-with another reason, fails a started run that a worker will not resume (`run_fail_started`)."""
+executed is the queue's (its job runs, resumes or is retried), not the reaper's."""
 
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ from django.db import transaction
 
 from observability.loops import loop_local
 from observability.models import Run
-from observability.queue import queue_enabled, run_abandoner_register, runs_with_live_jobs
+from observability.queue import queue_enabled, runs_with_live_jobs
 from observability.supervisor import (
     ABANDONED,
     run_abandon,
@@ -40,16 +39,14 @@ logger = logging.getLogger(__name__)
 REAP_BATCH = 100
 
 
-def _run_claim(run_id: str, *, candidates=None, error=ABANDONED) -> tuple[Run, int] | None:
-    """Fails the run if it is still one of `candidates` (default: stale) and no other reaper holds
-    it; (run, calls released)."""
+def _run_claim(run_id: str) -> tuple[Run, int] | None:
+    """Fails the run if it is still stale and no other reaper holds it; (run, calls released)."""
     with transaction.atomic():
-        claimable = runs_stale() if candidates is None else candidates
-        run = claimable.select_for_update(skip_locked=True).filter(pk=run_id).first()
+        run = runs_stale().select_for_update(skip_locked=True).filter(pk=run_id).first()
         if run is None:
             return None
         released = budget_release_run(run.pk)
-        run_abandon(run, error)
+        run_abandon(run, ABANDONED)
     return run, released
 
 
@@ -58,18 +55,6 @@ def _stale_ids() -> list[str]:
     ids = list(stale.values_list("pk", flat=True)[:REAP_BATCH])
     queued = runs_with_live_jobs(ids)
     return [run_id for run_id in ids if run_id not in queued]
-
-
-@run_abandoner_register
-async def run_fail_started(run_id: str, error) -> Run | None:
-    """Fails an unfinished run with `error` as the reaper would (holds released, open spans
-    failed, a final event): a queued run's job that will not resume it. None if it had ended."""
-    unfinished = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
-    claimed = await sync_to_async(_run_claim)(run_id, candidates=unfinished, error=error)
-    if claimed is None:
-        return None
-    await run_abandoned_announce(claimed[0])
-    return claimed[0]
 
 
 async def runs_reap() -> list[tuple[Run, int]]:
