@@ -200,11 +200,21 @@ class _QueueCollector:
     def __init__(self, counts):
         self.counts = counts
 
-    def collect(self):
+    def describe(self):
+        """The gauges without samples: registering the collector then reads no database (it is
+        registered while Django loads its apps, when queries are not allowed yet)."""
+        return self._families()
+
+    def _families(self):
         from prometheus_client.core import GaugeMetricFamily
 
-        depth = GaugeMetricFamily("studio_queue_depth", "Jobs waiting, by queue.", labels=["queue"])
-        running = GaugeMetricFamily("studio_jobs_running", "Jobs being executed, by queue.", labels=["queue"])
+        return [
+            GaugeMetricFamily("studio_queue_depth", "Jobs waiting, by queue.", labels=["queue"]),
+            GaugeMetricFamily("studio_jobs_running", "Jobs being executed, by queue.", labels=["queue"]),
+        ]
+
+    def collect(self):
+        depth, running = self._families()
         totals = {(queue, status): 0 for queue in ("runs", "maintenance") for status in ("todo", "doing")}
         try:
             for row in self.counts():

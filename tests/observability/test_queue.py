@@ -382,3 +382,25 @@ def test_a_worker_has_a_database_connection_for_each_run_it_executes_at_once(mon
     assert pool["max_size"] == 55 and closed == [True]  # made anew at the next connection
     _pool_at_least(10)
     assert pool["max_size"] == 55 and closed == [True]  # never smaller
+
+
+def test_loading_the_apps_in_queue_mode_reads_no_database():
+    """The queue gauges are registered while Django loads its apps: registering them must not
+    query the job table (Django warns of queries during app initialization)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.live import ROOT, _database_url
+
+    env = {**os.environ, "DATABASE_URL": _database_url(), "STUDIO_EXECUTION": "queue"}
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); import observability.tasks"],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "studio.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert "during app initialization" not in loaded.stderr
