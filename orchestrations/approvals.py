@@ -38,6 +38,7 @@ from studio.errors import WorkPaused
 logger = logging.getLogger(__name__)
 
 EXPIRED_COMMENT = "Nobody decided within the approval's timeout."
+SETTLE_WAIT_S = 5.0
 
 
 class RunApprovalGate:
@@ -231,8 +232,10 @@ def _expire_due(now) -> list[Approval]:
 
 async def approval_resolved(approval: Approval) -> None:
     """`approval.resolved` on the run's stream (and webhooks), then the run goes on: unless another
-    of its approvals is still pending (its replay would only stop there again)."""
-    run = await Run.objects.aget(pk=approval.run_id)
+    of its approvals is still pending (its replay would only stop there again). Both wait for the
+    run's execution to have recorded its pause (`_settled`): its events are numbered by it until
+    then, and a run still running cannot be resumed."""
+    run = await _settled(await Run.objects.aget(pk=approval.run_id))
     recorder = await RunRecorder.resume(run)
     agent_id = approval.subject.get("agent_id") or None
     await recorder.emit("approval.resolved", agent_id=agent_id, data=approval_event_data(approval))
@@ -240,6 +243,18 @@ async def approval_resolved(approval: Approval) -> None:
     pending = Approval.objects.filter(run_id=run.pk, status=Approval.Status.PENDING)
     if run.status == Run.Status.WAITING and not await pending.aexists():
         await run_continue(run)
+
+
+async def _settled(run: Run) -> Run:
+    """The run once its execution has recorded the pause: a decision made the instant the approval
+    was asked may come before the run is `waiting` (its execution still ending), and must not be
+    lost. Briefly: an execution ends within milliseconds of asking."""
+    for _ in range(int(SETTLE_WAIT_S / 0.05)):
+        if run.status != Run.Status.RUNNING:
+            break
+        await asyncio.sleep(0.05)
+        run = await Run.objects.aget(pk=run.pk)
+    return run
 
 
 # --- resuming ----------------------------------------------------------------------------------

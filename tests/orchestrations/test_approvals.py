@@ -237,3 +237,46 @@ def test_webhooks_get_approval_requested_and_resolved_once(auth_client, member):
     assert [d.event for d in deliveries] == ["approval.requested", "approval.resolved"]
     resolved = deliveries[1].payload["data"]
     assert resolved["approval_id"] == approval.pk and resolved["status"] == "approved"
+
+
+async def test_a_decision_made_before_the_run_recorded_its_pause_still_resumes_it(member, monkeypatch):
+    """The approval is decided the instant it is asked (from a webhook receiver, say), while the
+    run's execution is still ending (held here for 0.5 s before it records the pause): the
+    decision waits for the pause, then resumes the run."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    from observability import supervisor
+    from observability.signals import ledger_event
+
+    pause = supervisor._pause
+
+    async def slow_pause(*args):
+        await asyncio.sleep(0.5)
+        await pause(*args)
+
+    monkeypatch.setattr(supervisor, "_pause", slow_pause)
+    from observability.supervisor import RunWaiting
+    from orchestrations.approvals import approval_decide
+    from orchestrations.runs import orchestration_start
+
+    orchestration = await sync_to_async(team)(member.organization, "sequential", "approval: {after: 0}")
+    deciding: list[asyncio.Task] = []
+
+    async def decide_at_once(*, event, data, **kwargs):
+        if event == "approval.requested":
+            approval = await Approval.objects.aget(pk=data["approval_id"])
+            decide = sync_to_async(approval_decide, thread_sensitive=False)
+            deciding.append(asyncio.create_task(decide(user=member, approval=approval, decision="approve")))
+
+    ledger_event.connect(decide_at_once, weak=False)
+    try:
+        with pytest.raises(RunWaiting) as waiting:
+            await orchestration_start(user=member, orchestration=orchestration, inputs={"text": "hi"})
+        await asyncio.gather(*deciding)
+    finally:
+        ledger_event.disconnect(decide_at_once)
+
+    run = await Run.objects.aget(pk=waiting.value.run.pk)
+    assert run.status == Run.Status.COMPLETED, run.error
