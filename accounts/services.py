@@ -147,8 +147,9 @@ def auth_logout(*, user: User, refresh: str) -> None:
         raise AuthenticationFailed(str(exc), code="token_not_valid") from None
     if token["user_id"] != user.pk:
         raise ApiError(400, "invalid_token", "This refresh token belongs to another user.")
-    token.blacklist()
-    audit_record(actor=user, organization_id=user.organization_id, operation="logout", instance=user)
+    with transaction.atomic():  # a logout that could not be audited did not happen
+        token.blacklist()
+        audit_record(actor=user, organization_id=user.organization_id, operation="logout", instance=user)
 
 
 def _require_manage(actor: User, target_role: str, target: User | None = None) -> None:

@@ -189,6 +189,23 @@ def test_me_can_update_own_name_and_preferences(auth_client):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_logout_whose_audit_row_fails_leaves_the_refresh_token_usable(member):
+    """The blacklisting and its audit row are one transaction (see the profile case below): a
+    logout that could not be audited did not happen, and says so with a 500."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs a database that type-checks the audit row's ip_address")
+    from accounts.services import tokens_for
+
+    tokens = tokens_for(member)
+    client = client_for(member)
+    body = {"refresh": tokens["refresh"]}
+    out = client.post("/api/auth/logout", body, format="json", REMOTE_ADDR="not-an-ip")
+    assert out.status_code == 500
+    refreshed = client.post("/api/auth/refresh", {"refresh": tokens["refresh"]}, format="json")
+    assert refreshed.status_code == 200
+    assert not AuditLog.objects.filter(operation_type="logout").exists()
+
+
 def test_a_profile_change_whose_audit_row_fails_is_not_kept(member):
     """The change and its audit row are one transaction: when the row cannot be written, the change
     is rolled back. PostgreSQL's inet column refuses a peer address that is not an IP address (an
