@@ -6,6 +6,9 @@ class DeploymentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # admission's signals replace the stamps of deployments on every write, in every process
+        # (the admin's, a command's and a worker's too, not only those that serve calls).
+        from deployments import admission  # noqa: F401
         from deployments.webhook_delivery import on_ledger_event
         from observability.signals import ledger_event
 

@@ -24,6 +24,7 @@ from deployments.services import (
     deployment_start,
     deployment_stop,
 )
+from studio import stamps
 from tests.agents.agent_configs import support_yaml
 from tests.conftest import LIVE_CACHE_PREFIX
 from tests.deployments.helpers import INPUTS, answering_agent, bearer, deploy
@@ -44,7 +45,7 @@ def another_process_writes(deployment: Deployment) -> None:
     shared cache, through a cache client of its own (the rows were written without this process's
     signals, by `.update()`)."""
     other_client = caches.create_connection("default")
-    other_client.set(admission.stamp_key(deployment.name), "written-elsewhere", timeout=None)
+    other_client.set(admission.KEYS.stamp_key(deployment.name), "written-elsewhere", timeout=None)
 
 
 @pytest.fixture
@@ -132,7 +133,7 @@ def test_with_the_cache_down_every_call_reads_its_rows(deployed, monkeypatch):
         def __getattr__(self, name):
             raise ConnectionError("cache down")
 
-    monkeypatch.setattr(admission, "cache", Down())
+    monkeypatch.setattr(stamps, "cache", Down())
     Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.STOPPED)
     assert refusal("support", key) == (404, "not_found")
 
@@ -142,8 +143,8 @@ def test_an_entry_expires_even_if_no_change_reaches_the_cache(deployed, monkeypa
     deployment, key = deployed
     admit("support", key)
     Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.STOPPED)
-    now = admission.time.monotonic()
-    monkeypatch.setattr(admission.time, "monotonic", lambda: now + admission.ENTRY_TTL_S + 1)
+    now = stamps.time.monotonic()
+    monkeypatch.setattr(stamps.time, "monotonic", lambda: now + admission.KEYS.ttl_s + 1)
     assert refusal("support", key) == (404, "not_found")
 
 

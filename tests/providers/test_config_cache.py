@@ -25,6 +25,7 @@ from providers.services import (
     provider_config_update,
     provider_keys_rotate,
 )
+from studio import stamps
 from tests.conftest import CACHE_PREFIX, _redis
 from tests.observability.factories import queued_run
 from tests.providers.factories import make_provider_config
@@ -73,7 +74,7 @@ def another_process_writes(organization_id: str) -> None:
     the shared cache, through a cache client of its own (the row itself written by `.update()`,
     which sends no signal here)."""
     other_client = caches.create_connection("default")
-    other_client.set(config_cache.stamp_key(organization_id), "elsewhere", timeout=None)
+    other_client.set(config_cache.CONFIGS.stamp_key(organization_id), "elsewhere", timeout=None)
 
 
 @pytest.fixture
@@ -151,16 +152,16 @@ def test_a_new_default_is_used_on_the_next_call(admin_user, config):
 @pytest.mark.django_db
 def test_key_rotation_and_organization_writes_replace_the_stamp(admin_user, config, settings):
     resolve(admin_user)
-    stamp = cache.get(config_cache.stamp_key(admin_user.organization_id))
+    stamp = cache.get(config_cache.CONFIGS.stamp_key(admin_user.organization_id))
     settings.FERNET_KEYS = [crypto.Fernet.generate_key().decode(), *settings.FERNET_KEYS]
     assert provider_keys_rotate() == 1
-    rotated = cache.get(config_cache.stamp_key(admin_user.organization_id))
+    rotated = cache.get(config_cache.CONFIGS.stamp_key(admin_user.organization_id))
     assert rotated != stamp
     assert resolve(admin_user)[1].api_key == SECRET
 
     organization = Organization.objects.get(pk=admin_user.organization_id)
     organization.save()
-    assert cache.get(config_cache.stamp_key(admin_user.organization_id)) != rotated
+    assert cache.get(config_cache.CONFIGS.stamp_key(admin_user.organization_id)) != rotated
 
 
 @pytest.mark.django_db
@@ -181,7 +182,7 @@ def test_with_the_cache_down_every_call_reads_its_rows(admin_user, config, monke
         def __getattr__(self, name):
             raise ConnectionError("cache down")
 
-    monkeypatch.setattr(config_cache, "cache", Down())
+    monkeypatch.setattr(stamps, "cache", Down())
     APIProviderConfig.objects.filter(pk=config.pk).update(is_active=False)
     with pytest.raises(ProviderNotConfigured):
         resolve(admin_user)
@@ -196,7 +197,7 @@ def test_with_the_cache_down_every_call_reads_its_rows(admin_user, config, monke
 def test_an_entry_expires_even_if_no_change_reaches_the_cache(admin_user, config, monkeypatch):
     resolve(admin_user)
     APIProviderConfig.objects.filter(pk=config.pk).update(is_active=False)
-    monkeypatch.setattr(config_cache, "ENTRY_TTL_S", 0.0)
+    monkeypatch.setattr(config_cache.CONFIGS, "ttl_s", 0.0)
     with pytest.raises(ProviderNotConfigured):
         resolve(admin_user)
 
