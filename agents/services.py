@@ -20,6 +20,7 @@ from agents.models import Agent, AgentVersion, McpServer
 from agents.runtime.validation import ConfigError
 from agents.selectors import agent_dependents, agent_version_list, mcp_server_dependents
 from agents.versions import clip_summary, describe_change, next_version
+from providers.crypto import secrets_rotate
 from providers.gateway import provider_config_resolve
 from providers.llm.types import ProviderNotConfigured
 from providers.llm.urlsafety import url_origin
@@ -430,3 +431,8 @@ def mcp_server_delete(*, actor, server: McpServer) -> None:
             changes=_mcp_audited(server),
         )
         server.delete()
+
+
+def mcp_server_headers_rotate(*, batch_size: int = 500) -> int:
+    """Re-encrypts every MCP server's auth headers with the newest Fernet key (`secrets_rotate`)."""
+    return secrets_rotate(McpServer.objects.all(), "headers_encrypted", batch_size=batch_size)

@@ -35,7 +35,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from deployments.models import WEBHOOK_EVENTS, Webhook, WebhookDelivery
-from providers.crypto import decrypt_secret, encrypt_secret, reencrypt_secret
+from providers.crypto import decrypt_secret, encrypt_secret, secrets_rotate
 from providers.llm.types import LLMError
 from providers.llm.urlsafety import check_base_url_sync, url_origin
 from studio.api.errors import ApiError
@@ -271,30 +271,6 @@ def _bounded(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 @transaction.atomic
-def _rotate_batch(*, after_pk: str, size: int) -> list[Webhook]:
-    batch = list(
-        Webhook.objects.select_for_update()
-        .filter(pk__gt=after_pk)
-        .order_by("pk")
-        .only("secret_encrypted")[:size]
-    )
-    for webhook in batch:
-        webhook.secret_encrypted = reencrypt_secret(webhook.secret_encrypted)
-    Webhook.objects.bulk_update(batch, ["secret_encrypted"])
-    return batch
-
-
 def webhook_secrets_rotate(*, batch_size: int = 500) -> int:
-    """Re-encrypts every webhook secret with the newest Fernet key, a locked batch at a time (as
-    `provider_keys_rotate` does for provider keys); returns how many. Safe to run again."""
-    rotated, last_pk = 0, ""
-    while batch := _rotate_batch(after_pk=last_pk, size=batch_size):
-        rotated, last_pk = rotated + len(batch), batch[-1].pk
-    audit_record(
-        actor=None,
-        organization_id=None,
-        operation="rotate_keys",
-        model_name=Webhook.__name__,
-        changes={"rotated": rotated},
-    )
-    return rotated
+    """Re-encrypts every webhook secret with the newest Fernet key (`secrets_rotate`); how many."""
+    return secrets_rotate(Webhook.objects.all(), "secret_encrypted", batch_size=batch_size)

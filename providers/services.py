@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from observability.recorder import jsonable
 from providers.aio import run_sync
 from providers.config_cache import configs_changed
-from providers.crypto import encrypt_secret, key_hint, reencrypt_secret
+from providers.crypto import encrypt_secret, key_hint, secrets_rotate
 from providers.gateway import provider_settings
 from providers.llm.openai_adapter import KEYLESS_KINDS
 from providers.llm.registry import create_adapter
@@ -274,33 +274,11 @@ def provider_config_validate(*, config: APIProviderConfig) -> ValidationResult:
     return _validate_settings(provider_settings(config))
 
 
-@transaction.atomic
-def _rotate_batch(*, after_pk: str, size: int) -> list[APIProviderConfig]:
-    batch = list(
-        APIProviderConfig.objects.select_for_update()
-        .exclude(api_key_encrypted="")
-        .filter(pk__gt=after_pk)
-        .order_by("pk")
-        .only("api_key_encrypted", "organization_id")[:size]
-    )
-    for config in batch:
-        config.api_key_encrypted = reencrypt_secret(config.api_key_encrypted)
-    APIProviderConfig.objects.bulk_update(batch, ["api_key_encrypted"])
-    configs_changed(config.organization_id for config in batch)  # bulk_update sends no signals
-    return batch
-
-
 def provider_keys_rotate(*, batch_size: int = 500) -> int:
-    """Re-encrypts every stored key with the newest Fernet key, a locked batch at a time; returns how
-    many keys were re-encrypted. Safe to run again."""
-    rotated, last_pk = 0, ""
-    while batch := _rotate_batch(after_pk=last_pk, size=batch_size):
-        rotated, last_pk = rotated + len(batch), batch[-1].pk
-    audit_record(
-        actor=None,
-        organization_id=None,
-        operation="rotate_keys",
-        model_name=APIProviderConfig.__name__,
-        changes={"rotated": rotated},
+    """Re-encrypts every stored key with the newest Fernet key (`secrets_rotate`); how many."""
+    return secrets_rotate(
+        APIProviderConfig.objects.all(),
+        "api_key_encrypted",
+        batch_size=batch_size,
+        on_batch=lambda batch: configs_changed(config.organization_id for config in batch),
     )
-    return rotated

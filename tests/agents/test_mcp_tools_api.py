@@ -281,3 +281,23 @@ def test_the_address_is_checked_again_when_connecting(admin_client_, admin_user,
     response = admin_client_.get(f"{detail(server)}/tools")
     assert response.status_code == 502 and response.json()["error"]["code"] == "unsafe_url"
     assert fake_mcp.sessions == 0
+
+
+def test_rotating_the_fernet_keys_keeps_the_servers_headers(admin_user, settings):
+    """`manage.py rotate_secrets` re-encrypts the MCP servers' auth headers with the newest key,
+    so the old key can be dropped (without it they could no longer be read)."""
+    from io import StringIO
+
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    server = make_mcp_server(admin_user.organization, headers={"Authorization": "Bearer mcp-kept-secret"})
+    settings.FERNET_KEYS = [Fernet.generate_key().decode(), *settings.FERNET_KEYS]
+    out = StringIO()
+    call_command("rotate_secrets", stdout=out)
+    assert "Rotated 1 MCP server header set(s)." in out.getvalue()
+    settings.FERNET_KEYS = settings.FERNET_KEYS[:1]  # the old keys dropped
+    server.refresh_from_db()
+    assert server_headers(server) == {"Authorization": "Bearer mcp-kept-secret"}
+    audit = AuditLog.objects.get(model_name="McpServer", operation_type="rotate_keys")
+    assert audit.changes == {"rotated": 1}

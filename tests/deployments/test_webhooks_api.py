@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from io import StringIO
 
 import pytest
 
@@ -184,7 +185,7 @@ def test_rotating_the_fernet_keys_keeps_every_secret(admin_user, settings):
     webhook = make_webhook(admin_user.organization, secret="whsec_kept")
     old_keys = list(settings.FERNET_KEYS)
     settings.FERNET_KEYS = [Fernet.generate_key().decode(), *old_keys]
-    call_command("rotate_webhook_secrets")
+    call_command("rotate_secrets", stdout=StringIO())
     settings.FERNET_KEYS = settings.FERNET_KEYS[:1]  # the old keys dropped
     webhook.refresh_from_db()
     assert webhook_secret(webhook) == "whsec_kept"

@@ -1,5 +1,5 @@
 """Fernet key rotation: old ciphertexts decrypt while their key is listed, and
-`manage.py rotate_provider_keys` moves every stored key to the newest one."""
+`manage.py rotate_secrets` moves every stored key to the newest one."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ NEW_KEY = Fernet.generate_key().decode()
 
 def rotate(**options) -> str:
     out = StringIO()
-    call_command("rotate_provider_keys", stdout=out, **options)
+    call_command("rotate_secrets", stdout=out, **options)
     return out.getvalue()
 
 
@@ -51,7 +51,8 @@ def test_the_command_reencrypts_every_key_with_the_newest(stored_under_old_key, 
     assert sorted(decrypt_secret(c.api_key_encrypted) for c in rotated) == [
         f"kz-secret-{n}-abcdef" for n in range(5)
     ]
-    assert AuditLog.objects.get(operation_type="rotate_keys").changes == {"rotated": 5}
+    audit = AuditLog.objects.get(operation_type="rotate_keys", model_name="APIProviderConfig")
+    assert audit.changes == {"rotated": 5}
 
 
 def test_rotating_again_changes_nothing_that_matters(stored_under_old_key, settings):
