@@ -232,7 +232,10 @@ async def through_daphne(args, fake) -> None:
     from common import Server
 
     database_url = f"{args.database_url}_ws" if args.database_url else None
-    server = Server(database_url, extra_env={"STUDIO_ALLOW_PRIVATE_PROVIDER_URLS": "1"})
+    server = Server(
+        database_url,
+        extra_env={"STUDIO_ALLOW_PRIVATE_PROVIDER_URLS": "1", "STUDIO_MAX_ACTIVE_RUNS_PER_ORG": "1000"},
+    )
     try:
         token = register(server.url)
         await websocket_events(server, token, args.words, args.stream_runs)

@@ -45,6 +45,8 @@ def django_in_process(database_url: str | None) -> str:
         DJANGO_SETTINGS_MODULE="studio.settings",
         STUDIO_LOG_LEVEL="WARNING",
         STUDIO_ALLOW_PRIVATE_PROVIDER_URLS="1",
+        # The benchmarks start up to 200 runs of one organization at once, over the default cap.
+        STUDIO_MAX_ACTIVE_RUNS_PER_ORG="1000",
     )
     import django
 
