@@ -234,7 +234,12 @@ async def through_daphne(args, fake) -> None:
     database_url = f"{args.database_url}_ws" if args.database_url else None
     server = Server(
         database_url,
-        extra_env={"STUDIO_ALLOW_PRIVATE_PROVIDER_URLS": "1", "STUDIO_MAX_ACTIVE_RUNS_PER_ORG": "1000"},
+        extra_env={
+            "STUDIO_ALLOW_PRIVATE_PROVIDER_URLS": "1",
+            # 200 test runs at once from one user: over the default run cap and test throttle.
+            "STUDIO_MAX_ACTIVE_RUNS_PER_ORG": "1000",
+            "STUDIO_THROTTLE_AGENT_TEST": "100000/min",
+        },
     )
     try:
         token = register(server.url)
