@@ -20,6 +20,9 @@ install: $(STAMP)
 
 # URLs handed to users (api_url, mcp_url) follow where `make run` listens unless set.
 run: export STUDIO_PUBLIC_URL ?= http://$(HOST):$(PORT)
+# A local, single-user server: local models (Ollama) and tool servers, and its own MCP endpoints,
+# are reachable. Production leaves this off (README: configuration).
+run: export STUDIO_ALLOW_PRIVATE_PROVIDER_URLS ?= 1
 run: $(STAMP)
 	$(BIN)/python manage.py startup
 	$(BIN)/daphne -b $(HOST) -p $(PORT) studio.asgi:application
