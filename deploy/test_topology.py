@@ -4,6 +4,7 @@ web pod's probes pass on a real `manage.py serve` configured like the pod (run b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -302,13 +303,16 @@ def _workers_registered(database_url: str) -> int:
 
 
 def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its own process group: `manage.py serve` starts workers, which a failed test kills too.
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
 
 
 def _killed(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
     process.stderr.close()
 
 

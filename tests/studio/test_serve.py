@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -34,7 +35,10 @@ def served(django_db_blocker):
         "STUDIO_REAP_EVERY_S": "0",
     }
     command = [sys.executable, "manage.py", "serve", "--skip-startup", "--workers", "2", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Its own process group, so that a failed start or a failed test kills its workers too.
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -43,13 +47,18 @@ def served(django_db_blocker):
         except httpx.HTTPError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
+            _kill_group(process)
             raise RuntimeError(process.stdout.read().decode()[-2000:])
         time.sleep(0.2)
     yield process, port
-    if process.poll() is None:
-        process.kill()
-        process.wait(timeout=10)
+    _kill_group(process)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Kills the server and every worker it started (a no-op once all have exited)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 def test_workers_serve_http_and_websockets_and_stop_on_sigterm(served, member):
