@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from tests.asgi_requests import asgi_request, http_scope
+
 PATHS = ["/bench/bare", "/api/health/live", "/api/auth/me", "/api/agents?limit=20"]
 AGENTS = 20
 
@@ -54,52 +56,13 @@ def _seed() -> str:
     return tokens_for(owner)["access"]
 
 
-def _scope(path_and_query: str, token: str) -> dict:
-    path, _, query = path_and_query.partition("?")
-    headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-
-
-async def _request(app, scope: dict) -> int:
-    sent: list[dict] = []
-    done = asyncio.Event()
-    requested = False
-
-    async def receive():
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message):
-        sent.append(message)
-        if message["type"] == "http.response.body" and not message.get("more_body"):
-            done.set()
-
-    await app(scope, receive, send)
-    return sent[0]["status"]
-
-
 async def _cpu_per_request(app, scope: dict, count: int) -> list[float]:
     """CPU ms of each of `count` requests, each in a task of its own (as a server runs them)."""
     costs = []
     for _ in range(count):
         start = time.process_time()
-        status = await asyncio.get_running_loop().create_task(_request(app, scope))
+        sent = await asyncio.get_running_loop().create_task(asgi_request(app, scope))
+        status = sent[0]["status"]
         costs.append((time.process_time() - start) * 1000)
         if status != 200:
             raise RuntimeError(f"{scope['path']} answered {status}")
@@ -149,7 +112,7 @@ def main() -> None:
         token = _seed()
         loop = asyncio.new_event_loop()
         for path in args.path or PATHS:
-            scope = _scope(path, token)
+            scope = http_scope(path, headers=[(b"authorization", f"Bearer {token}".encode())])
             loop.run_until_complete(_cpu_per_request(application, scope, 200))  # warm-up
             with _profiled(args.profile) as profiles:
                 costs = loop.run_until_complete(_cpu_per_request(application, scope, args.requests))

@@ -4,14 +4,13 @@ every middleware still does its work (security headers, sessions, metrics)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from asgiref.sync import SyncToAsync
 from django.contrib.sessions.models import Session
 from prometheus_client import REGISTRY
 
 from studio.handler import StudioASGIHandler
+from tests.asgi_requests import asgi_get
 from tests.studio import urls_async
 
 # For an async view, Django's request_started signal and response.close() run sync receivers: one
@@ -31,51 +30,6 @@ def thread_hops(monkeypatch):
 
     monkeypatch.setattr(SyncToAsync, "__call__", counted)
     return calls
-
-
-def asgi_get(app, path: str) -> tuple[int, dict[bytes, list[bytes]], bytes]:
-    """One GET through the ASGI app, as a server would send it."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    messages = []
-
-    async def run():
-        answered = asyncio.Event()
-        requested = False
-
-        async def receive():
-            nonlocal requested
-            if not requested:
-                requested = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await answered.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message):
-            messages.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                answered.set()
-
-        await app(scope, receive, send)
-
-    asyncio.run(run())
-    start = next(m for m in messages if m["type"] == "http.response.start")
-    headers: dict[bytes, list[bytes]] = {}
-    for name, value in start["headers"]:
-        headers.setdefault(name.lower(), []).append(value)
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return start["status"], headers, body
 
 
 def _requests_total(view: str) -> float:
