@@ -1,7 +1,5 @@
-"""The machinery shared by the fake LLM servers: a real aiohttp server on 127.0.0.1 in its own thread.
-
-Running in a background thread with its own event loop lets sync tests (Django's test client) and
-async tests (any pytest-asyncio loop) talk to the same server over real sockets.
+"""The machinery shared by the fake LLM servers: a real aiohttp server on 127.0.0.1 in its own thread
+(tests/fakes/threaded.py), with the API key check, scripted behaviours and recording they share.
 """
 
 from __future__ import annotations
@@ -10,7 +8,6 @@ import asyncio
 import json
 import math
 import re
-import socket
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -20,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.behaviours import Behaviour
+from tests.fakes.threaded import ThreadedServer
 
 HUGE_CHUNK_BYTES = 64 * 1024
 
@@ -43,11 +41,14 @@ def words(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text) or [""]
 
 
-class FakeLLMServer:
+class FakeLLMServer(ThreadedServer):
     """Base of the fake providers: lifecycle, API key check, scripted behaviours, recording.
 
     Subclasses add their routes and render answers in their provider's wire format.
     """
+
+    handler_cancellation = True  # a client that gives up ends a drip
+    backlog = 2048
 
     def __init__(self, *, api_key: str = "test-key", latency_s: float = 0.0):
         self.api_key = api_key
@@ -55,14 +56,9 @@ class FakeLLMServer:
         self.requests: list[RecordedRequest] = []
         self._behaviours: deque[Behaviour] = deque()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port: int = self._socket.getsockname()[1]
+        super().__init__()
 
-    # ---- lifecycle ----------------------------------------------------------------------------
+    # ---- addresses ----------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
@@ -73,43 +69,10 @@ class FakeLLMServer:
         """What an SDK takes as its base URL."""
         return f"{self.url}/v1"
 
-    def start(self) -> FakeLLMServer:
-        """Serve in a background thread; returns once the socket accepts connections."""
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._serve, args=(ready,), name=type(self).__name__, daemon=True
-        )
-        self._thread.start()
-        ready.wait(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and join the thread (cancels drips still in progress)."""
-        if self._loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> FakeLLMServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         self.add_routes(app)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.SockSite(self._runner, self._socket, backlog=2048)
-        self._loop.run_until_complete(site.start())
-        ready.set()
-        self._loop.run_forever()
-        self._loop.close()
+        return app
 
     # ---- scripting ----------------------------------------------------------------------------
 

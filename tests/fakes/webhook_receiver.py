@@ -1,6 +1,7 @@
-"""A webhook receiver on 127.0.0.1: a real aiohttp server in its own thread that checks each
-delivery's signature the way a customer's endpoint would (written from the documented scheme, not
-from our code), records it, and answers with scripted statuses (200 when nothing is scripted)."""
+"""A webhook receiver on 127.0.0.1: a real aiohttp server in its own thread (tests/fakes/threaded.py)
+that checks each delivery's signature the way a customer's endpoint would (written from the
+documented scheme, not from our code), records it, and answers with scripted statuses (200 when
+nothing is scripted)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 from collections import deque
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.threaded import ThreadedServer
 
 TOLERANCE_S = 300  # how old a signature's timestamp may be
 
@@ -55,18 +57,13 @@ def signature_valid(secret: str, signature_header: str, body: bytes, *, now: flo
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-class WebhookReceiver:
+class WebhookReceiver(ThreadedServer):
     def __init__(self) -> None:
         self.secret = ""  # set once the webhook is created (the secret is shown then)
         self.received: list[Received] = []
         self._statuses: deque[int] = deque()
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port: int = self._socket.getsockname()[1]
+        super().__init__()
 
     @property
     def url(self) -> str:
@@ -98,40 +95,10 @@ class WebhookReceiver:
 
     # ---- serving ---------------------------------------------------------------------------------
 
-    def start(self) -> WebhookReceiver:
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._serve, args=(ready,), name="WebhookReceiver", daemon=True
-        )
-        self._thread.start()
-        ready.wait(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._deliver)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.SockSite(self._runner, self._socket).start())
-        ready.set()
-        self._loop.run_forever()
-        self._loop.close()
+        return app
 
     async def _deliver(self, request: web.Request) -> web.Response:
         body = await request.read()
