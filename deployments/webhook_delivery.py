@@ -18,6 +18,10 @@ Who makes the attempts:
 - queue (`STUDIO_EXECUTION=queue`): the worker pool, one job per attempt, deferred with
   `schedule_in` for a retry (see `deployments.webhook_tasks`).
 
+Settled deliveries older than `settings.WEBHOOK_DELIVERY_RETENTION_DAYS` are pruned
+(`webhooks.webhook_deliveries_prune`): by each sweeper when it starts and hourly after, or daily by
+the worker pool's periodic task when queued.
+
 An attempt first claims its delivery (a conditional UPDATE moves `next_attempt_at` past the
 attempt's deadline), so two processes never make the same attempt, and one that dies mid-attempt
 leaves the delivery due again once the claim runs out. Delivery is at least once: receivers dedupe
@@ -47,6 +51,7 @@ from deployments.models import Webhook, WebhookDelivery
 from deployments.webhooks import (
     known_unsubscribed,
     webhook_body,
+    webhook_deliveries_prune,
     webhook_disable,
     webhook_event_record,
     webhook_headers,
@@ -65,6 +70,7 @@ R = TypeVar("R")
 CLAIM_MARGIN_S = 30.0  # a claim outlives the attempt's deadline by this much
 CONNECT_TIMEOUT_S = 5.0
 MAX_IN_FLIGHT = 50  # attempts one process makes at once
+PRUNE_EVERY_S = 3600.0  # how often a sweeper prunes old deliveries
 SNIPPET_BYTES = 2048
 JITTER = 0.1
 
@@ -296,7 +302,8 @@ def _next_due() -> dt.datetime | None:
 
 class _Sweeper:
     """Sends the due deliveries of the whole instance from one event loop, up to MAX_IN_FLIGHT at
-    once; woken by `kick` (from any thread), at the next retry it knows of, and every `every_s`."""
+    once; woken by `kick` (from any thread), at the next retry it knows of, and every `every_s`.
+    Its first round and one every PRUNE_EVERY_S after also prune old deliveries."""
 
     def __init__(self, every_s: float):
         self.loop = asyncio.get_running_loop()
@@ -304,6 +311,7 @@ class _Sweeper:
         self.wake = asyncio.Event()
         self.in_flight: set[asyncio.Task] = set()
         self.timer: asyncio.TimerHandle | None = None
+        self.prune_at = self.loop.time()
         self.task = self.loop.create_task(self._run(), name="webhook sweeper", context=contextvars.Context())
 
     def kick(self) -> None:
@@ -330,6 +338,10 @@ class _Sweeper:
                 await self._round()
             except Exception:  # the database may be down for a while: try again next time
                 logger.exception("Sending due webhook deliveries failed")
+            try:
+                await self._prune_when_due()
+            except Exception:
+                logger.exception("Pruning old webhook deliveries failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.every_s or None)
 
@@ -343,6 +355,14 @@ class _Sweeper:
         next_due = await _on_own_connection(_next_due)
         if next_due is not None:
             self.wake_at(next_due)
+
+    async def _prune_when_due(self) -> None:
+        if self.loop.time() < self.prune_at:
+            return
+        self.prune_at = self.loop.time() + PRUNE_EVERY_S
+        pruned = await _on_own_connection(webhook_deliveries_prune)
+        if pruned:
+            logger.info("Pruned %d webhook deliveries", pruned)
 
     async def _attempt(self, attempt: Attempt) -> None:
         try:

@@ -5,8 +5,8 @@ A new delivery's job is deferred at once; an attempt that failed defers the next
 waiting (a queueing lock), and a job that finds its delivery not yet due (claimed by another
 attempt, or early by another machine's clock) defers itself for when it is. A periodic sweep
 defers a job for pending deliveries overdue past a claim's length, whose job was lost (deferred by
-a process that died before it could). Registered with Procrastinate's app wherever it is
-installed (PostgreSQL): see DeploymentsConfig.ready."""
+a process that died before it could); a daily one prunes old settled deliveries. Registered with
+Procrastinate's app wherever it is installed (PostgreSQL): see DeploymentsConfig.ready."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from deployments.models import WebhookDelivery
 from deployments.webhook_delivery import CLAIM_MARGIN_S, attempt_claim, attempt_make
+from deployments.webhooks import webhook_deliveries_prune
 from observability.tasks import MAINTENANCE_QUEUE, cron_every
 
 logger = logging.getLogger(__name__)
@@ -78,3 +79,11 @@ async def webhook_sweep(timestamp: int) -> int:
         logger.warning("Deferring %d overdue webhook deliveries", len(overdue))
         await attempts_defer(overdue)
     return len(overdue)
+
+
+@app.periodic(cron="37 3 * * *", periodic_id="prune_webhook_deliveries")
+@app.task(queue=MAINTENANCE_QUEUE, queueing_lock="prune_webhook_deliveries")
+async def prune_webhook_deliveries(timestamp: int) -> int:
+    """Settled deliveries older than STUDIO_WEBHOOK_DELIVERY_RETENTION_DAYS, deleted daily (as
+    `prune_runs` deletes old runs)."""
+    return await sync_to_async(webhook_deliveries_prune)()

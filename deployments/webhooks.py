@@ -12,7 +12,10 @@ by the run supervisor (`run.completed`, `run.failed`), the budgets (`budget.exce
 deployments (`deployment.stopped`); `approval.*` events can be subscribed to already. The
 receiver sits on the run's hot path, so it first asks a per-process memo whether the organization
 has an enabled webhook for the event at all (`SUBSCRIPTIONS_TTL_S`; a write here forgets the
-organization's entry at once, other processes see it within the TTL).
+organization's entry at once, other processes see it within the TTL). `budget.exceeded` is sent to
+a webhook once per budget counter (its subject and month), however many calls the spent budget
+refuses: the first refusal of the month adds a key to the shared cache (Redis: one atomic SET NX
+across every process) that expires when the month does (`ONCE_PER_WINDOW`).
 
 Signing (like Stripe's): `Studio-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
 "<t>.<body>" keyed with the secret>`, with `Studio-Event` (the event type) and `Studio-Delivery`
@@ -20,6 +23,7 @@ Signing (like Stripe's): `Studio-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -30,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -233,13 +238,44 @@ def _forget_on_commit(organization_id: str) -> None:
     transaction.on_commit(lambda: subscriptions_forget(organization_id))
 
 
+def _budget_month(data: Mapping[str, Any]) -> tuple[str, dt.datetime]:
+    """A budget counter's window: its subject and month, until the next month starts (UTC)."""
+    month = dt.date.fromisoformat(data["month"])
+    next_month = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return f"{data['subject']}:{month.isoformat()}", dt.datetime.combine(next_month, dt.time(), tzinfo=dt.UTC)
+
+
+# Events a webhook is sent once per window: event -> (its data -> the window's key and end).
+ONCE_PER_WINDOW = {"budget.exceeded": _budget_month}
+WINDOW_MARGIN_S = 3600  # a window's key outlives its end by this much (clocks of other processes)
+
+
+def _first_in_window(hooks: list[Webhook], event: str, data: Mapping[str, Any]) -> list[Webhook]:
+    """The hooks not sent this event in its window yet, each marked sent (see the module doc). The
+    cache down: all of them (a duplicate rather than a loss)."""
+    window, ends_at = ONCE_PER_WINDOW[event](data)
+    timeout = max(1, int((ends_at - timezone.now()).total_seconds())) + WINDOW_MARGIN_S
+    first = []
+    for hook in hooks:
+        try:
+            added = cache.add(f"webhook-once:{hook.pk}:{event}:{window}", 1, timeout=timeout)
+        except Exception:
+            added = True
+        if added:
+            first.append(hook)
+    return first
+
+
 def webhook_event_record(*, organization_id: str, event: str, data: Mapping[str, Any]) -> list[str]:
     """Stores one pending delivery of the event per enabled webhook of the organization that
-    subscribes to it (due at once); returns their ids. Refreshes the organization's memo."""
+    subscribes to it (due at once; for the events of ONCE_PER_WINDOW, only the first of their
+    window); returns their ids. Refreshes the organization's memo."""
     hooks = list(Webhook.objects.filter(organization_id=organization_id, is_active=True).only("id", "events"))
     subscribed = frozenset(name for hook in hooks for name in hook.events)
     _subscriptions[organization_id] = (time.monotonic() + SUBSCRIPTIONS_TTL_S, subscribed)
     targets = [hook for hook in hooks if event in hook.events]
+    if targets and event in ONCE_PER_WINDOW:
+        targets = _first_in_window(targets, event, data)
     if not targets:
         return []
     now = timezone.now()
@@ -268,6 +304,26 @@ def _bounded(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- operations --------------------------------------------------------------------------------
+
+PRUNE_BATCH_SIZE = 1000
+
+
+def webhook_deliveries_prune(*, now: dt.datetime | None = None, batch_size: int = PRUNE_BATCH_SIZE) -> int:
+    """Deletes the settled deliveries (delivered or failed) created more than
+    `settings.WEBHOOK_DELIVERY_RETENTION_DAYS` ago (0: none), one webhook and one small batch at a
+    time (its index on created_at); pending ones are still owed and stay. How many went."""
+    days = settings.WEBHOOK_DELIVERY_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - dt.timedelta(days=days)
+    settled = [WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.FAILED]
+    pruned = 0
+    for webhook_id in list(Webhook.objects.order_by("pk").values_list("pk", flat=True)):
+        old = WebhookDelivery.objects.filter(webhook_id=webhook_id, created_at__lt=cutoff, status__in=settled)
+        while batch := list(old.order_by("created_at").values_list("pk", flat=True)[:batch_size]):
+            WebhookDelivery.objects.filter(pk__in=batch).delete()
+            pruned += len(batch)
+    return pruned
 
 
 @transaction.atomic

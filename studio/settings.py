@@ -301,6 +301,9 @@ WEBHOOK_RETRY_DELAYS_S = [float(s) for s in env_list("STUDIO_WEBHOOK_RETRY_DELAY
 WEBHOOK_DISABLE_AFTER_FAILURES = int(env_str("STUDIO_WEBHOOK_DISABLE_AFTER_FAILURES", "5"))
 WEBHOOK_TIMEOUT_S = float(env_str("STUDIO_WEBHOOK_TIMEOUT_S", "10"))
 WEBHOOK_SWEEP_EVERY_S = float(env_str("STUDIO_WEBHOOK_SWEEP_EVERY_S", "30"))
+# Days a settled delivery (delivered or failed) is kept before the pruning deletes it (0: kept
+# for ever): hourly in each server process inline, daily on the worker pool when queued.
+WEBHOOK_DELIVERY_RETENTION_DAYS = int(env_str("STUDIO_WEBHOOK_DELIVERY_RETENTION_DAYS", "30"))
 
 # Server-sent event streams of deployment runs one key may hold open at once.
 MAX_EVENT_STREAMS_PER_KEY = int(env_str("STUDIO_MAX_EVENT_STREAMS_PER_KEY", "10"))  # per server process
