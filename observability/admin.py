@@ -83,6 +83,7 @@ class RunAdmin(ReadOnlyAdmin):
         "started_at",
         "completed_at",
         "heartbeat_at",
+        "attempts",
         "execution_time_ms",
         "input_tokens",
         "output_tokens",

@@ -94,7 +94,11 @@ class TraceSerializer(serializers.ModelSerializer):
 
     user_id = serializers.CharField(allow_null=True)
     kind = serializers.CharField(help_text="agent_test, orchestration or deployment.")
-    status = serializers.CharField(help_text="queued, running, completed, failed or cancelled.")
+    status = serializers.CharField(help_text="queued, running, waiting, completed, failed or cancelled.")
+    attempts = serializers.IntegerField(
+        help_text="Executions of the run: 1, plus one per resume after its process died (a resume after "
+        "an approval is no attempt); past STUDIO_RUN_MAX_ATTEMPTS it fails. 0 while queued."
+    )
     agent_id = BlankAsNullField()
     orchestration_id = BlankAsNullField()
     deployment_id = BlankAsNullField()
@@ -108,6 +112,7 @@ class TraceSerializer(serializers.ModelSerializer):
             "trace_id",
             "kind",
             "status",
+            "attempts",
             "agent_id",
             "orchestration_id",
             "deployment_id",

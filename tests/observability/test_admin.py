@@ -77,3 +77,9 @@ def test_a_runs_page_links_its_agent_and_deployment_and_a_spans_page_its_provide
     page = operator_browser.get(f"/admin/observability/span/{span.pk}/change/").content.decode()
     assert f'href="/admin/providers/apiproviderconfig/{provider.pk}/change/">' in page
     assert "agent-gone" in page  # a deleted agent keeps its id, unlinked
+
+
+def test_a_runs_page_shows_its_attempts(operator_browser, organization):
+    (stored,) = save(run(organization, attempts=2))
+    page = operator_browser.get(f"/admin/observability/run/{stored.pk}/change/").content.decode()
+    assert re.search(r"Attempts:</label>\s*<div class=\"readonly\">2</div>", page), page

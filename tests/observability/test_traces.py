@@ -195,3 +195,17 @@ def test_trace_detail_query_count_is_constant(viewer_client, viewer, django_asse
     with django_assert_num_queries(3):  # user, run, spans
         response = viewer_client.get(f"/api/traces/{row.pk}")
     assert response.json()["span_count"] == n + 1
+
+
+def test_a_trace_shows_the_attempts_of_its_run_in_the_list_and_the_detail(
+    viewer_client, viewer, django_assert_num_queries
+):
+    resumed, fresh = save(run(viewer.organization, attempts=3), run(viewer.organization, attempts=1))
+
+    with django_assert_num_queries(TestTraceAPI.list_queries):  # a column: no query more
+        listed = viewer_client.get("/api/traces").json()["results"]
+    assert {row["id"]: row["attempts"] for row in listed} == {resumed.pk: 3, fresh.pk: 1}
+    assert viewer_client.get(f"/api/traces/{resumed.pk}").json()["attempts"] == 3
+    schema = viewer_client.get("/api/schema?format=json").json()["components"]["schemas"]
+    assert "attempts" in schema["Trace"]["required"] and "attempts" in schema["TraceDetail"]["required"]
+    assert "resume" in schema["Trace"]["properties"]["attempts"]["description"]
