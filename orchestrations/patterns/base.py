@@ -26,8 +26,7 @@ from typing import Any
 from agents.runtime.approvals import ApprovalRequest, approval_decide
 from agents.runtime.runner import call_digest
 from agents.runtime.types import AgentResult, AgentSpec, RunAgent
-from agents.runtime.validation import Errors
-from orchestrations.patterns.options import Option
+from agents.runtime.validation import Errors, Key
 from providers.llm.types import Recorder
 from studio.errors import CodedError, WorkDeclined, WorkPaused, internal_error, paused_in
 
@@ -78,7 +77,7 @@ class Pattern:
     max_agents: int
     roles: tuple[str, ...]
     execute: Callable[[PatternRun], Awaitable[Output]]
-    options: Mapping[str, Option] = field(default_factory=dict)
+    options: Mapping[str, Key] = field(default_factory=dict)
     # Checks across options (and against the agent count) once each option is valid.
     check: Callable[[Mapping[str, Any], int], Errors] | None = None
     # The input fields callers give, for a pattern that does not hand the inputs to its first agent

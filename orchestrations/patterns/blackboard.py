@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.runtime.validation import Key, integer
 from orchestrations.patterns.base import (
     Output,
     Pattern,
@@ -21,7 +22,6 @@ from orchestrations.patterns.base import (
     inputs_after_the_brief,
     inputs_with_brief,
 )
-from orchestrations.patterns.options import Number
 
 DONE = "done"
 DONE_FIELD = {
@@ -88,5 +88,5 @@ PATTERN = Pattern(
     roles=("controller", "contributor", "..."),
     execute=execute,
     caller_inputs=inputs_after_the_brief,
-    options={"max_iterations": Number(1, 50, default=5, integer=True)},
+    options={"max_iterations": Key(integer(1, 50), 5)},
 )

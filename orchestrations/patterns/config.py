@@ -10,29 +10,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agents.runtime.validation import ConfigError, Errors, error
-from orchestrations.patterns.options import COMMON_OPTIONS, ApprovalOption, approval_check, parse_options
+from agents.runtime.validation import ConfigError, Errors, choice, error
+from orchestrations.patterns.options import APPROVAL_OPTION, COMMON_OPTIONS, approval_check, options
 from orchestrations.patterns.registry import PATTERNS
 
 
 def validate_pattern_config(pattern_id: str, data: Mapping[str, Any] | None, *, agent_count: int) -> dict:
     """The pattern's config with every default filled in; raises ConfigError listing every problem
     (unknown pattern, agent count out of bounds, unknown keys, wrong types or bounds) with its path."""
-    pattern = PATTERNS.get(pattern_id)
-    if pattern is None:
-        known = ", ".join(PATTERNS)
-        raise ConfigError([error("pattern", f"unknown pattern {pattern_id!r}; one of: {known}")])
     errors: Errors = []
+    if choice(tuple(PATTERNS))(pattern_id, "pattern", errors) is None:
+        raise ConfigError(errors)
+    pattern = PATTERNS[pattern_id]
     if not pattern.min_agents <= agent_count <= pattern.max_agents:
         bounds = f"{pattern.min_agents} to {pattern.max_agents}"
         errors.append(error("agent_ids", f"{pattern.id} takes {bounds} agents, got {agent_count}"))
+    check = options({**COMMON_OPTIONS, **pattern.options, "approval": APPROVAL_OPTION})
     if data is not None and not isinstance(data, Mapping):
-        raise ConfigError([*errors, error("(root)", "must be a mapping of option names to values")])
-    data = dict(data or {})
-    approval = data.pop("approval", None)  # only in configs that ask for one
-    config = parse_options({**COMMON_OPTIONS, **pattern.options}, data, "", errors)
-    if approval is not None:
-        config["approval"] = ApprovalOption().parse(approval, "approval", errors)
+        check(data, "(root)", errors)  # must be a mapping
+        raise ConfigError(errors)
+    config = check(dict(data or {}), "", errors)
     if not errors and pattern.check:
         errors += pattern.check(config, agent_count)
     if not errors:

@@ -18,8 +18,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from agents.runtime.validation import Key, choice
 from orchestrations.patterns.base import Output, Pattern, PatternRun, inputs_from, output_fields
-from orchestrations.patterns.options import Choice, Text
+from orchestrations.patterns.options import FIELD_NAME_OPTION
 
 
 async def execute(run: PatternRun) -> Output:
@@ -76,7 +77,7 @@ PATTERN = Pattern(
     roles=("voter", "..."),
     execute=execute,
     options={
-        "decision_field": Text(field_name=True),
-        "threshold": Choice(("majority", "unanimous"), default="majority"),
+        "decision_field": Key(FIELD_NAME_OPTION, None),
+        "threshold": Key(choice(("majority", "unanimous")), "majority"),
     },
 )

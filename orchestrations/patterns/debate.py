@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.runtime.validation import Key, integer
 from orchestrations.patterns.base import (
     Output,
     Pattern,
@@ -22,7 +23,6 @@ from orchestrations.patterns.base import (
     inputs_after_the_brief,
     inputs_with_brief,
 )
-from orchestrations.patterns.options import Number
 
 WINNER = "winner"
 DRAW = "draw"
@@ -103,5 +103,5 @@ PATTERN = Pattern(
     roles=("debater", "...", "judge"),
     execute=execute,
     caller_inputs=inputs_after_the_brief,
-    options={"rounds": Number(1, 10, default=2, integer=True)},
+    options={"rounds": Key(integer(1, 10), 2)},
 )

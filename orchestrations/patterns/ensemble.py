@@ -7,8 +7,8 @@ Events: pattern.step {"step": "synthesize", "experts": [names of the experts who
 
 from __future__ import annotations
 
+from agents.runtime.validation import Key, string
 from orchestrations.patterns.base import Output, Pattern, PatternRun, inputs_from, inputs_with_brief
-from orchestrations.patterns.options import Text
 
 DEFAULT_SYNTHESIS = (
     "Several experts answered the same input (see `answers`). Synthesize one answer that keeps what "
@@ -44,5 +44,5 @@ PATTERN = Pattern(
     max_agents=10,
     roles=("expert", "...", "synthesizer"),
     execute=execute,
-    options={"synthesis_prompt": Text(max_length=8000)},
+    options={"synthesis_prompt": Key(string(max_length=8000, non_empty=True), None)},
 )

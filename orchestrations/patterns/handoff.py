@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agents.runtime.validation import Errors, error
+from agents.runtime.validation import Errors, Key, error, number
 from orchestrations.patterns.base import Output, Pattern, PatternRun, inputs_from
-from orchestrations.patterns.options import Number, Text
+from orchestrations.patterns.options import FIELD_NAME_OPTION
 
 
 async def execute(run: PatternRun) -> Output:
@@ -94,9 +94,9 @@ PATTERN = Pattern(
     roles=("tier", "..."),
     execute=execute,
     options={
-        "escalate_field": Text(default="escalate", field_name=True),
-        "confidence_field": Text(field_name=True),
-        "min_confidence": Number(0, 1),
+        "escalate_field": Key(FIELD_NAME_OPTION, "escalate"),
+        "confidence_field": Key(FIELD_NAME_OPTION, None),
+        "min_confidence": Key(number(0, 1), None),
     },
     check=_check,
 )

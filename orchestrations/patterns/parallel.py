@@ -6,8 +6,8 @@ Events: pattern.step {"step": "fan_out", "agents": [names]} before the agents st
 
 from __future__ import annotations
 
+from agents.runtime.validation import Key, integer
 from orchestrations.patterns.base import Output, Pattern, PatternRun, inputs_from
-from orchestrations.patterns.options import Number
 
 
 async def execute(run: PatternRun) -> Output:
@@ -29,5 +29,5 @@ PATTERN = Pattern(
     max_agents=20,
     roles=("agent", "..."),
     execute=execute,
-    options={"max_concurrency": Number(1, 100, integer=True)},
+    options={"max_concurrency": Key(integer(1, 100), None)},
 )

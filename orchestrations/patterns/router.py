@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.runtime.validation import Key, choice
 from orchestrations.patterns.base import OrchestrationError, Output, Pattern, PatternRun, inputs_from
-from orchestrations.patterns.options import Choice
 
 ROUTE_TO = "route_to"
 
@@ -67,5 +67,5 @@ PATTERN = Pattern(
     max_agents=10,
     roles=("router", "specialist", "..."),
     execute=execute,
-    options={"fallback": Choice(("first", "fail"), default="first")},
+    options={"fallback": Key(choice(("first", "fail")), "first")},
 )

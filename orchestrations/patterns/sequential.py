@@ -16,12 +16,12 @@ Events: pattern.step {"step": "step", "position": n, "agent": name} as each agen
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from agents.runtime.types import AgentSpec
-from agents.runtime.validation import Errors, error
+from agents.runtime.validation import Errors, Key, error, fail, list_of, pattern
 from orchestrations.patterns.base import (
     OrchestrationError,
     Output,
@@ -33,6 +33,7 @@ from orchestrations.patterns.base import (
 from orchestrations.patterns.options import FIELD_NAME
 
 INPUT_PREFIX = "input."
+MAX_AGENTS = 10
 
 
 async def execute(run: PatternRun) -> Output:
@@ -70,31 +71,23 @@ def _source_value(source: str, previous: Mapping[str, Any], inputs: Mapping[str,
     return scope[name]
 
 
-@dataclass(frozen=True)
-class InputMapping:
-    """The `mapping` option: a list of null or `{target_input: source}` entries, one per agent."""
+# A mapping source: a field of the previous output, or input.<field> of the orchestration input.
+_SOURCE = pattern(
+    re.compile(rf"({re.escape(INPUT_PREFIX)})?{FIELD_NAME.pattern}"), "an output field name or input.<field>"
+)
 
-    default: None = None
 
-    def parse(self, value: Any, path: str, errors: Errors) -> Any:
-        if not isinstance(value, list):
-            errors.append(error(path, "must be a list, one entry per agent: null or {target_input: source}"))
-            return None
-        return [self._entry(entry, f"{path}[{i}]", errors) for i, entry in enumerate(value)]
-
-    def _entry(self, entry: Any, path: str, errors: Errors) -> dict[str, str] | None:
-        if entry is None:
-            return None
-        if not isinstance(entry, Mapping) or not entry:
-            errors.append(error(path, "must be null or a non-empty mapping of target input to source"))
-            return None
-        for target, source in entry.items():
-            if not (isinstance(target, str) and FIELD_NAME.fullmatch(target)):
-                errors.append(error(f"{path}.{target}", "the target must be an input field name"))
-            if not (isinstance(source, str) and FIELD_NAME.fullmatch(source.removeprefix(INPUT_PREFIX))):
-                message = f"must be an output field name or input.<field>, got {source!r}"
-                errors.append(error(f"{path}.{target}", message))
-        return dict(entry)
+def _mapping_entry(entry: Any, path: str, errors: Errors) -> dict[str, str] | None:
+    """An entry of the `mapping` option: null or `{target_input: source}`."""
+    if entry is None:
+        return None
+    if not isinstance(entry, Mapping) or not entry:
+        return fail(errors, path, "must be null or a non-empty mapping of target input to source")
+    for target, source in entry.items():
+        if not (isinstance(target, str) and FIELD_NAME.fullmatch(target)):
+            fail(errors, f"{path}.{target}", "the target must be an input field name")
+        _SOURCE(source, f"{path}.{target}", errors)
+    return dict(entry)
 
 
 def _caller_inputs(agents: Sequence[AgentSpec], config: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -123,10 +116,10 @@ PATTERN = Pattern(
     name="Sequential",
     description="The agents work in order, each on the previous agent's output.",
     min_agents=2,
-    max_agents=10,
+    max_agents=MAX_AGENTS,
     roles=("step", "..."),
     execute=execute,
-    options={"mapping": InputMapping()},
+    options={"mapping": Key(list_of(_mapping_entry, max_items=MAX_AGENTS), None)},
     check=_check,
     caller_inputs=_caller_inputs,
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agents.runtime.validation import Key, choice, integer
 from orchestrations.patterns.base import (
     OrchestrationError,
     Output,
@@ -25,7 +26,7 @@ from orchestrations.patterns.base import (
     inputs_from,
     inputs_with_brief,
 )
-from orchestrations.patterns.options import Choice, Number, Section
+from orchestrations.patterns.options import options
 
 SUBTASKS = "subtasks"
 COMBINE = (
@@ -167,7 +168,7 @@ PATTERN = Pattern(
     roles=("supervisor", "worker", "..."),
     execute=execute,
     options={
-        "routing": Section({"mode": Choice(("semantic", "round_robin"), default="semantic")}),
-        "max_subtasks": Number(1, 50, default=5, integer=True),
+        "routing": Key(options({"mode": Key(choice(("semantic", "round_robin")), "semantic")}), {}),
+        "max_subtasks": Key(integer(1, 50), 5),
     },
 )

@@ -68,9 +68,7 @@ def test_config_accepts_the_bounds_of_every_pattern(pattern_id):
 def test_config_rejects_unknown_keys_and_suggests_the_close_one():
     errors = errors_of("debate", {"round": 3})
 
-    assert list(errors) == ["round"]
-    assert "did you mean 'rounds'?" in errors["round"]
-    assert "allowed keys: max_total_cost_usd, on_agent_error, rounds, timeout_s" in errors["round"]
+    assert errors == {"round": "unknown key 'round'; did you mean 'rounds'?"}
 
 
 def test_config_reports_every_bad_value_with_its_path():
@@ -93,9 +91,9 @@ def test_config_reports_every_bad_value_with_its_path():
         "routing.mode",
         "routing.extra",
     }
-    assert errors["on_agent_error"] == "must be one of: fail, continue (got 'ignore')"
-    assert errors["max_total_cost_usd"].startswith("must be a number greater than 0")
-    assert errors["max_subtasks"] == "must be an integer (got True)"
+    assert errors["on_agent_error"] == "unknown value 'ignore'; expected one of: fail, continue"
+    assert errors["max_total_cost_usd"].startswith("must be greater than 0")
+    assert errors["max_subtasks"] == "must be an integer, got a boolean"
 
 
 @pytest.mark.parametrize(
@@ -135,4 +133,4 @@ def test_handoff_confidence_field_and_minimum_go_together():
 
 def test_config_rejects_an_unknown_pattern_and_a_non_mapping():
     assert list(errors_of("pipeline", {})) == ["pattern"]
-    assert errors_of("router", ["fallback"]) == {"(root)": "must be a mapping of option names to values"}
+    assert errors_of("router", ["fallback"]) == {"(root)": "must be a mapping, got an array"}
