@@ -8,6 +8,11 @@ task, inline). `approval_decide` (POST /api/approvals/{id}) or `approvals_expire
 check of overdue ones) records the decision, emits `approval.resolved` and resumes the run
 (`observability.replay.run_resume`: inline, in this process in the background; queued, a new job of
 the run on any worker). The replay reaches the same request again and the gate answers it by key.
+
+The spans the pause closed `waiting` (the tool call, the agent call and the step around it) become
+`paused` once the run goes on or ends: their calls are made again by the resumed execution (an
+agent's turns given again from the paused span), so no span of a run that is not waiting says it
+waits.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from studio.errors import WorkPaused
 logger = logging.getLogger(__name__)
 
 EXPIRED_COMMENT = "Nobody decided within the approval's timeout."
+WAITING, PAUSED = "waiting", "paused"  # span statuses: while the run waits, and once it goes on
 SETTLE_WAIT_S = 5.0
 
 
@@ -111,7 +117,7 @@ def _approval_get_or_create(run: Run, request: ApprovalRequest) -> tuple[Approva
 def _paused_turns(run_id: str, key: str) -> list[dict[str, Any]]:
     """The turns of the agent call under `key` that paused last (see agents.runtime.runner)."""
     span = (
-        Span.objects.filter(run_id=run_id, kind=Span.Kind.AGENT, call_key=key, status="waiting")
+        Span.objects.filter(run_id=run_id, kind=Span.Kind.AGENT, call_key=key, status__in=(WAITING, PAUSED))
         .order_by("-started_at")
         .first()
     )
@@ -242,7 +248,13 @@ async def approval_resolved(approval: Approval) -> None:
     await _announce("approval.resolved", approval)
     pending = Approval.objects.filter(run_id=run.pk, status=Approval.Status.PENDING)
     if run.status == Run.Status.WAITING and not await pending.aexists():
+        await spans_unpause(run.pk)
         await run_continue(run)
+
+
+async def spans_unpause(run_id: str) -> None:
+    """The spans the run's pause closed `waiting`, `paused` (see the module doc)."""
+    await Span.objects.filter(run_id=run_id, status=WAITING).aupdate(status=PAUSED)
 
 
 async def _settled(run: Run) -> Run:

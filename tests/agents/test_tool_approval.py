@@ -95,7 +95,7 @@ def test_the_run_waits_and_an_approved_call_is_made_once(
     tools = list(
         Span.objects.filter(run=run, kind="tool").order_by("started_at").values_list("status", flat=True)
     )
-    assert tools == ["waiting", "completed"]
+    assert tools == ["paused", "completed"]  # the call that waited, and the one made on approval
     types = list(RunEvent.objects.filter(run=run).order_by("seq").values_list("type", flat=True))
     assert types[-1] == "run.completed" and "approval.resolved" in types and "run.resumed" in types
     assert auth_client.get("/api/approvals?status=approved").json()["results"][0]["id"] == approval.pk

@@ -280,3 +280,29 @@ async def test_a_decision_made_before_the_run_recorded_its_pause_still_resumes_i
 
     run = await Run.objects.aget(pk=waiting.value.run.pk)
     assert run.status == Run.Status.COMPLETED, run.error
+
+
+def trace_statuses(client, run_id: str) -> list[tuple[str, str, str]]:
+    """(kind, name, status) of every span of the run, as GET /api/traces/{id} shows them."""
+
+    def walk(spans):
+        for node in spans:
+            yield node["kind"], node["name"], node["status"]
+            yield from walk(node["children"])
+
+    return list(walk(client.get(f"/api/traces/{run_id}").json()["spans"]))
+
+
+@pytest.mark.parametrize(("decision", "status"), [("approve", "completed"), ("reject", "cancelled")])
+def test_the_spans_that_waited_are_paused_once_the_run_goes_on(auth_client, member, decision, status):
+    orchestration = team(member.organization, "sequential", "approval: {after: 0}")
+    run, approval = waiting_run(auth_client, orchestration)
+    waited = [span for span in trace_statuses(auth_client, run.pk) if span[2] == "waiting"]
+    assert [kind for kind, _, _ in waited] == ["pattern"]
+
+    auth_client.post(f"{APPROVALS}/{approval.pk}", {"decision": decision}, format="json")
+
+    spans = trace_statuses(auth_client, run.pk)
+    assert spans[0][0] == "run" and spans[0][2] == status
+    assert [span for span in spans if span[2] in ("waiting", "running")] == []
+    assert [(kind, name) for kind, name, state in spans if state == "paused"] == [waited[0][:2]]
