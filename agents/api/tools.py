@@ -22,6 +22,7 @@ from agents.selectors import mcp_server_list
 from providers.aio import run_sync
 from studio.api.errors import ApiError
 from studio.api.parsing import validated
+from studio.api.secrets import SecretField, SecretHintField
 from studio.api.viewsets import OrgScopedViewSet
 from studio.ids import id_pattern
 
@@ -34,7 +35,7 @@ _RESERVED_HEADERS = {"host", "content-length", "content-type", "accept", "accept
 
 class HeaderHintSerializer(serializers.Serializer):
     name = serializers.CharField()
-    hint = serializers.CharField(help_text="The last 4 characters of the value (empty when it is short).")
+    hint = SecretHintField()
 
 
 class McpServerSerializer(serializers.ModelSerializer):
@@ -70,7 +71,7 @@ class HeadersField(serializers.DictField):
     """`{name: value}`: HTTP header names, values without line breaks; write-only."""
 
     def __init__(self, **kwargs):
-        super().__init__(child=serializers.CharField(max_length=4096, trim_whitespace=False), **kwargs)
+        super().__init__(child=SecretField(max_length=4096, trim_whitespace=False), **kwargs)
 
     def to_internal_value(self, data):
         headers = super().to_internal_value(data)

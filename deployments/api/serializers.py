@@ -5,6 +5,7 @@ from deployments.models import CHANNELS, NAME_PATTERN, Deployment, DeploymentKey
 from deployments.pinning import pinned_of
 from deployments.selectors import deployment_api_url, deployment_commands, deployment_mcp_url
 from deployments.services import DEFAULT_RATE_LIMIT_PER_MINUTE
+from studio.api.secrets import NewSecretField
 
 NAME_HELP = "URL slug, unique across the instance: lowercase letters, digits and hyphens (1-63)."
 
@@ -90,14 +91,11 @@ class DeploymentKeySerializer(serializers.ModelSerializer):
 
 
 class NewKeySerializer(DeploymentKeySerializer):
-    api_key = serializers.SerializerMethodField(help_text="Shown this once; only its hash is stored.")
+    api_key = NewSecretField(help_text="Shown this once; only its hash is stored.")
 
     class Meta(DeploymentKeySerializer.Meta):
         fields = [*DeploymentKeySerializer.Meta.fields, "api_key"]
         read_only_fields = fields
-
-    def get_api_key(self, key) -> str:
-        return self.context["secret"]
 
 
 class DeploymentReadSerializer(serializers.ModelSerializer):

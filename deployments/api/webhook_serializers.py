@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from deployments.models import WEBHOOK_EVENTS, Webhook, WebhookDelivery
 from deployments.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER
+from studio.api.secrets import NewSecretField
 
 SECRET_HELP = (
     f"Shown this once. Verify each delivery: `{SIGNATURE_HEADER}: t=<unix seconds>,v1=<hex>` where "
@@ -47,14 +48,11 @@ class WebhookSerializer(serializers.ModelSerializer):
 
 
 class NewWebhookSerializer(WebhookSerializer):
-    secret = serializers.SerializerMethodField(help_text=SECRET_HELP)
+    secret = NewSecretField(help_text=SECRET_HELP)
 
     class Meta(WebhookSerializer.Meta):
         fields = [*WebhookSerializer.Meta.fields, "secret"]
         read_only_fields = fields
-
-    def get_secret(self, webhook) -> str:
-        return self.context["secret"]
 
 
 class WebhookAttemptSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@ from rest_framework import serializers
 from observability.sql import PERIODS
 from providers.llm import pricing
 from providers.models import APIProviderConfig
+from studio.api.secrets import SecretField, SecretHintField
 
 MONEY_DIGITS = {"max_digits": 14, "decimal_places": 6}
 
@@ -14,6 +15,7 @@ class ProviderConfigSerializer(serializers.ModelSerializer):
     user_id = serializers.CharField(
         read_only=True, allow_null=True, help_text="The owner of a personal config; null = organization-wide."
     )
+    key_hint = SecretHintField()
     created_by_id = serializers.CharField(read_only=True, allow_null=True)
     current_spend_usd = serializers.DecimalField(
         **MONEY_DIGITS, read_only=True, help_text="Spent through this config this calendar month (UTC)."
@@ -60,9 +62,7 @@ class PricingOverridesField(serializers.JSONField):
 
 class ProviderConfigUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120, required=False)
-    api_key = serializers.CharField(
-        write_only=True, required=False, max_length=500, style={"input_type": "password"}
-    )
+    api_key = SecretField(required=False, max_length=500)
     api_base_url = serializers.CharField(max_length=500, required=False, allow_blank=True)
     api_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
     default_model = serializers.CharField(max_length=120, required=False, allow_blank=True)
@@ -83,12 +83,10 @@ class ProviderConfigUpdateSerializer(serializers.Serializer):
 class ProviderConfigCreateSerializer(ProviderConfigUpdateSerializer):
     provider = serializers.ChoiceField(choices=APIProviderConfig.Kind.choices)
     name = serializers.CharField(max_length=120)
-    api_key = serializers.CharField(
-        write_only=True,
+    api_key = SecretField(
         required=False,
         allow_blank=True,
         max_length=500,
-        style={"input_type": "password"},
         help_text="Required except for mock, ollama and openai_compatible.",
     )
     personal = serializers.BooleanField(
