@@ -291,15 +291,28 @@ def run_cancel_requested(run_id: str) -> bool:
         return False
 
 
+# Cancels a run that waits for a person (no process holds it, so none can stop it): `(run_id) ->
+# bool`, False when it is not waiting. Registered by orchestrations.approvals, whose it is.
+_waiting_cancel: list[Callable[[str], bool]] = []
+
+
+def waiting_cancel_register(cancel: Callable[[str], bool]) -> Callable[[str], bool]:
+    """Registers how `run_cancel` ends a waiting run (see `_waiting_cancel`)."""
+    _waiting_cancel[:] = [cancel]
+    return cancel
+
+
 def run_cancel(run: Run) -> bool:
-    """Asks a running run to stop (here or in whichever process executes it); False when it has
-    already finished."""
+    """Asks a running run to stop (here or in whichever process executes it), or ends a waiting
+    one; False when it has already finished."""
     if run.status in Run.FINISHED:
         return False
     task = _active_runs.get(run.pk)
     if task is not None:
         _cancel_requested.add(run.pk)
         task.get_loop().call_soon_threadsafe(task.cancel)
+        return True
+    if _waiting_cancel and _waiting_cancel[0](run.pk):
         return True
     # A run still queued (a job no worker took yet) may start long after: its flag waits for it.
     timeout = QUEUED_CANCEL_TTL_S if run.status == Run.Status.QUEUED else int(STALE_AFTER_S)
