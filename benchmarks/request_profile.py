@@ -112,7 +112,7 @@ def main() -> None:
         token = _seed()
         loop = asyncio.new_event_loop()
         for path in args.path or PATHS:
-            scope = http_scope(path, headers=[(b"authorization", f"Bearer {token}".encode())])
+            scope = http_scope(path, headers={"authorization": f"Bearer {token}"})
             loop.run_until_complete(_cpu_per_request(application, scope, 200))  # warm-up
             with _profiled(args.profile) as profiles:
                 costs = loop.run_until_complete(_cpu_per_request(application, scope, args.requests))

@@ -7,22 +7,24 @@ profile (benchmarks/request_profile.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 
-def http_scope(path_and_query: str, *, headers: Iterable[tuple[bytes, bytes]] = ()) -> dict:
-    """The scope of a GET of `path_and_query` (`/api/agents?limit=20`) with a Host and `headers`."""
+def http_scope(path_and_query: str, *, method: str = "GET", headers: Mapping[str, str] | None = None) -> dict:
+    """The scope of a request of `path_and_query` (`/api/agents?limit=20`) with `headers` (a Host
+    of 127.0.0.1 unless they name one)."""
     path, _, query = path_and_query.partition("?")
+    headers = {"host": "127.0.0.1", **{name.lower(): value for name, value in (headers or {}).items()}}
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
         "query_string": query.encode(),
-        "headers": [(b"host", b"127.0.0.1"), *headers],
+        "headers": [(name.encode(), value.encode()) for name, value in headers.items()],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }

@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 
 from observability.models import Run
 from studio.asgi import application
+from tests.asgi_requests import http_scope
 from tests.deployments.helpers import deploy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,26 +49,8 @@ class DrippingClient:
         )
 
 
-def http_scope(path: str, *, headers: dict[str, str]) -> dict:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-
-
 async def post_dripping(path: str, *, total: int, declare_length: bool, key: str | None = None):
     headers = {
-        "host": "127.0.0.1",
         "content-type": "application/json",
         "accept": "application/json, text/event-stream",
     }
@@ -76,7 +59,7 @@ async def post_dripping(path: str, *, total: int, declare_length: bool, key: str
     if key:
         headers["authorization"] = f"Bearer {key}"
     client = DrippingClient(total)
-    await application(http_scope(path, headers=headers), client.receive, client.send)
+    await application(http_scope(path, method="POST", headers=headers), client.receive, client.send)
     return client
 
 
@@ -148,11 +131,10 @@ async def test_a_body_under_the_limit_reaches_the_app(deployment_key):
         sent.append(message)
 
     headers = {
-        "host": "127.0.0.1",
         "content-type": "application/json",
         "authorization": f"Bearer {deployment_key}",
     }
-    await application(http_scope("/workflows/bounded/execute", headers=headers), receive, send)
+    await application(http_scope("/workflows/bounded/execute", method="POST", headers=headers), receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     assert start["status"] == 200, sent
     outputs = json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
