@@ -41,13 +41,25 @@ class AgentTemplateAdminForm(_TemplateAdminForm):
 
     class Meta:
         model = AgentTemplate
-        fields = [*_OWNER_FIELDS, "name", "description", "category", "agent_type", "icon", "config_yaml"]
+        fields = [
+            *_OWNER_FIELDS,
+            "name",
+            "description",
+            "category",
+            "agent_type",
+            "icon",
+            "config_yaml",
+            "mock_responses",
+        ]
 
     def clean(self):
         cleaned = super().clean()
+        cleaned["mock_responses"] = cleaned.get("mock_responses") or []
         try:
             self.instance.config = services.agent_template_config_parse(
-                cleaned["config_yaml"], official=bool(cleaned.get("is_official"))
+                cleaned["config_yaml"],
+                official=bool(cleaned.get("is_official")),
+                mock_responses=cleaned["mock_responses"],
             )
         except ConfigError as error:
             self.add_error("config_yaml", _config_errors(error))
@@ -129,7 +141,7 @@ class AgentTemplateAdmin(_TemplateAdmin):
     list_filter = ["is_official", "category", "agent_type"]
     fieldsets = [
         (None, {"fields": ["id", *_OWNER_FIELDS, "name", "description", "category", "agent_type", "icon"]}),
-        ("Config", {"fields": ["config_yaml", "config"]}),
+        ("Config", {"fields": ["config_yaml", "mock_responses", "config"]}),
         ("History", {"fields": ["downloads", "created_by", "created_at", "updated_at"]}),
     ]
 

@@ -57,7 +57,8 @@ class AgentTemplate(Template):
     """An agent to start from: a version-1 agent config YAML plus what the gallery shows.
 
     `slug` is the stable key of an official template (the loader updates it in place); `config` is
-    the validated, normalized form of `config_yaml`."""
+    the validated, normalized form of `config_yaml`, whose MCP tools may name their server by a
+    slot (templates.slots) that `use` fills."""
 
     class Category(models.TextChoices):
         SUPPORT = "support"
@@ -86,6 +87,12 @@ class AgentTemplate(Template):
     )
     config_yaml = models.TextField()
     config = models.JSONField(default=dict)
+    mock_responses = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The mock provider's script (provider.responses) when `use` falls back to mock, "
+        "so the agent shows its tool calls offline.",
+    )
 
     class Meta(Template.Meta):
         constraints = [

@@ -41,7 +41,16 @@ class LoadReport:
     orchestrations: LoadCounts = field(default_factory=LoadCounts)
 
 
-_AGENT_FIELDS = ("name", "description", "category", "agent_type", "icon", "config_yaml", "config")
+_AGENT_FIELDS = (
+    "name",
+    "description",
+    "category",
+    "agent_type",
+    "icon",
+    "config_yaml",
+    "config",
+    "mock_responses",
+)
 _ORCHESTRATION_FIELDS = (
     "name",
     "description",
@@ -132,7 +141,13 @@ def _checked_keys(data: dict[str, Any], required: Sequence[str], optional: Seque
 
 
 def _config_errors(failure: ConfigError) -> Errors:
-    return [error(join("config_yaml", e["path"]), e["message"]) for e in failure.errors]
+    """A template's config errors by their path in the file (`mock_responses` is a key of its own)."""
+    return [
+        error(e["path"], e["message"])
+        if e["path"].startswith("mock_responses")
+        else error(join("config_yaml", e["path"]), e["message"])
+        for e in failure.errors
+    ]
 
 
 def _read_agent_files(directory: Path) -> dict[str, dict[str, Any]]:
@@ -146,7 +161,7 @@ def _read_agent_files(directory: Path) -> dict[str, dict[str, Any]]:
         _checked_keys(
             data,
             ("slug", "name", "category", "agent_type", "config_yaml"),
-            ("description", "icon"),
+            ("description", "icon", "mock_responses"),
             errors,
         )
         if data.get("category") not in AgentTemplate.Category.values:
@@ -157,7 +172,9 @@ def _read_agent_files(directory: Path) -> dict[str, dict[str, Any]]:
             errors.append(error("slug", f"{data['slug']!r} is used by another file"))
         if not errors:
             try:
-                config = agent_template_config_parse(data["config_yaml"], official=True)
+                config = agent_template_config_parse(
+                    data["config_yaml"], official=True, mock_responses=data.get("mock_responses") or []
+                )
             except ConfigError as failure:
                 errors = _config_errors(failure)
         if errors:
@@ -171,6 +188,7 @@ def _read_agent_files(directory: Path) -> dict[str, dict[str, Any]]:
             "icon": data.get("icon", ""),
             "config_yaml": data["config_yaml"],
             "config": config,
+            "mock_responses": data.get("mock_responses") or [],
         }
     if lines:
         raise TemplateDataError(lines)

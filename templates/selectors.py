@@ -24,9 +24,10 @@ def orchestration_template_list(*, user) -> QuerySet[OrchestrationTemplate]:
     return OrchestrationTemplate.objects.visible_to(user)
 
 
-def agent_template_names(*, user, template_ids: Iterable[str]) -> dict[str, str]:
-    """`{id: name}` of the agent templates among `template_ids` that the user may see (one query)."""
+def agent_templates_by_id(*, user, template_ids: Iterable[str]) -> dict[str, AgentTemplate]:
+    """`{id: template}` (name and config) of the agent templates among `template_ids` that the user
+    may see (one query)."""
     wanted = set(template_ids)
     if not wanted:
         return {}
-    return dict(agent_template_list(user=user).filter(pk__in=wanted).values_list("pk", "name"))
+    return agent_template_list(user=user).only("pk", "name", "config").in_bulk(wanted)

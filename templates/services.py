@@ -5,23 +5,28 @@ official templates is templates.official). Each write is a transaction that audi
 Templates name a provider kind, never an account. `use` gives the new agents the organization's
 org-wide config of that kind (its default, else its oldest active one, as the gateway resolves it),
 pinned as `provider.provider_id`; when the organization has none, the agents use the offline `mock`
-provider (`mock-1`) and the result says it fell back."""
+provider (`mock-1`) and the result says it fell back, scripted by the template's `mock_responses`
+when it has them (so a template that calls tools shows them at work offline).
+
+A template's MCP tools name their server by a slot (templates.slots); `use` takes the caller's
+server for each slot (`mcp_servers`), and a missing, unknown or unfit one is a 400 at
+`mcp_servers.<slot>`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from django.db import transaction
 from django.db.models import F
 
-from agents.config_schema import parse_agent_config
+from agents.config_schema import validate_agent_config
 from agents.models import Agent
 from agents.runtime.types import AgentConfig
 from agents.runtime.validation import ConfigError
 from agents.selectors import agent_list
-from agents.services import agent_create, invalid_config
+from agents.services import agent_config_parse, agent_create, invalid_config
 from agents.yaml_loader import load_yaml
 from orchestrations.models import Orchestration
 from orchestrations.patterns import PATTERNS, validate_pattern_config
@@ -32,7 +37,15 @@ from providers.llm.types import ProviderNotConfigured
 from studio.api.errors import ApiError
 from studio.audit import audit_record
 from templates.models import AgentTemplate, OrchestrationTemplate
-from templates.yaml_rewrite import config_yaml_with_provider
+from templates.slots import (
+    slot_errors,
+    slot_indexes,
+    slots_held,
+    slots_restored,
+    template_slots,
+    tools_filled,
+)
+from templates.yaml_rewrite import config_yaml_with
 
 MOCK = "mock"
 NAME_MAX = 120
@@ -41,23 +54,48 @@ NAME_MAX = 120
 # --- config checks -------------------------------------------------------------------------------
 
 
-def agent_template_config_parse(config_yaml: str, *, official: bool) -> dict[str, Any]:
-    """The normalized config of an agent template; raises ConfigError. Beyond the agent schema, a
-    template names no provider account (`use` picks one) and an official one offers no tools
-    (tools are agents of one organization)."""
-    config = parse_agent_config(config_yaml)
-    typed = AgentConfig.from_dict(config)
-    errors = []
-    if typed.provider["provider_id"] is not None:
+def agent_template_config_parse(
+    config_yaml: str, *, official: bool, mock_responses: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """The normalized config of an agent template (its MCP slots kept); raises ConfigError. Beyond
+    the agent schema, a template names no provider account (`use` picks one), an official one
+    offers no organization's agents or servers (MCP tools by slot only), and `mock_responses` must
+    be a valid mock script (`provider.responses`) for this config."""
+    document = load_yaml(config_yaml)
+    errors = slot_errors(document)
+    try:
+        config = validate_agent_config(slots_held(document))
+    except ConfigError as failure:
+        raise ConfigError([*errors, *failure.errors]) from None
+    if config["provider"]["provider_id"] is not None:
         message = "a template names a provider kind, not an account; `use` picks the organization's"
         errors.append({"path": "provider.provider_id", "message": message})
-    if official and typed.tools:
-        errors.append(
-            {"path": "tools", "message": "an official template cannot offer an organization's agents"}
-        )
+    if official:
+        slots = slot_indexes(document.get("tools") or [])
+        message = "an official template names no organization's agent or MCP server: {slot: NAME} only"
+        errors += [
+            {"path": f"tools[{index}]", "message": message}
+            for index in range(len(config["tools"]))
+            if index not in slots
+        ]
+    if mock_responses and not errors:
+        errors += _mock_script_errors(config, mock_responses)
     if errors:
         raise ConfigError(errors)
-    return config
+    return slots_restored(config, document)
+
+
+def _mock_script_errors(config: dict[str, Any], mock_responses: Sequence[Any]) -> list:
+    """A template's `mock_responses` checked as the `provider.responses` they become on mock."""
+    section = {"provider": MOCK, "model": MOCK_MODEL, "responses": mock_responses}
+    try:
+        validate_agent_config({**config, "provider": section})
+    except ConfigError as failure:
+        return [
+            {"path": "mock_responses" + e["path"].removeprefix("provider.responses"), "message": e["message"]}
+            for e in failure.errors
+        ]
+    return []
 
 
 def orchestration_template_config_parse(
@@ -112,7 +150,62 @@ def _retargeted(template: AgentTemplate, cache: dict[str, ProviderChoice], organ
     section = {"provider": choice.kind, "model": choice.model}
     if choice.provider_id is not None:
         section["provider_id"] = choice.provider_id
-    return config_yaml_with_provider(template.config_yaml, section), choice
+    if choice.fallback and template.mock_responses:
+        section["responses"] = template.mock_responses
+    return config_yaml_with(template.config_yaml, "provider", section), choice
+
+
+# --- MCP server slots ----------------------------------------------------------------------------
+
+
+def _slots_checked(configs: Iterable[Mapping[str, Any]], mcp_servers: Mapping[str, str]) -> None:
+    """A 400 at `mcp_servers.<slot>` for each slot of the templates not given a server, and for each
+    server given to a slot they do not have."""
+    needed = {entry["slot"]: entry["tools"] for entry in template_slots(configs)}
+    fields = {
+        f"mcp_servers.{slot}": [
+            f"This template needs one of your MCP servers here, offering {', '.join(tools)}."
+        ]
+        for slot, tools in needed.items()
+        if slot not in mcp_servers
+    }
+    known = ", ".join(needed) or "none"
+    fields |= {
+        f"mcp_servers.{slot}": [f"This template has no MCP server slot {slot!r} (its slots: {known})."]
+        for slot in mcp_servers
+        if slot not in needed
+    }
+    if fields:
+        raise ApiError(400, "validation_error", next(iter(fields.values()))[0], fields=fields)
+
+
+def _slots_filled(config_yaml: str, *, user, mcp_servers: Mapping[str, str]) -> str:
+    """`config_yaml` with each slot given its server, checked as the agent will be (the schema, the
+    organization's servers and their allow-lists); an unfit server is a 400 at its slot."""
+    tools = load_yaml(config_yaml).get("tools") or []
+    slots = slot_indexes(tools)
+    if not slots:
+        return config_yaml
+    filled = config_yaml_with(config_yaml, "tools", tools_filled(tools, mcp_servers))
+    try:
+        agent_config_parse(organization_id=user.organization_id, config_yaml=filled, user=user)
+    except ConfigError as failure:
+        fields: dict[str, list[str]] = {}
+        for problem in failure.errors:
+            index = _tool_index(problem["path"])
+            if index in slots:
+                fields.setdefault(f"mcp_servers.{slots[index]}", []).append(problem["message"])
+        if fields:
+            raise ApiError(400, "validation_error", next(iter(fields.values()))[0], fields=fields) from None
+    return filled
+
+
+def _tool_index(path: str) -> int | None:
+    """N of a config error's path `tools[N]...`, else None."""
+    if not path.startswith("tools["):
+        return None
+    number, _, _ = path.removeprefix("tools[").partition("]")
+    return int(number) if number.isdigit() else None
 
 
 # --- use -----------------------------------------------------------------------------------------
@@ -132,35 +225,56 @@ class OrchestrationFromTemplate:
     agents: list[AgentFromTemplate] = field(default_factory=list)
 
 
-def agent_template_use(*, user, template: AgentTemplate, name: str) -> AgentFromTemplate:
+def agent_template_use(
+    *, user, template: AgentTemplate, name: str, mcp_servers: Mapping[str, str] | None = None
+) -> AgentFromTemplate:
     """Creates an agent of the user's organization from `template` and counts the download, in one
-    transaction. The agent's provider: see the module docstring."""
+    transaction. The agent's provider and MCP servers: see the module docstring."""
+    mcp_servers = mcp_servers or {}
+    _slots_checked([template.config], mcp_servers)
     with transaction.atomic():
-        made = _agent_from_template(user=user, template=template, name=name, cache={})
+        made = _agent_from_template(
+            user=user, template=template, name=name, cache={}, mcp_servers=mcp_servers
+        )
         _count_download(template)
         audit_record(
             actor=user,
             organization_id=user.organization_id,
             operation="use",
             instance=template,
-            changes={"name": name, "agent_id": made.agent.pk, "provider": made.provider.as_dict()},
+            changes={
+                "name": name,
+                "agent_id": made.agent.pk,
+                "provider": made.provider.as_dict(),
+                "mcp_servers": dict(mcp_servers),
+            },
         )
     return made
 
 
 def orchestration_template_use(
-    *, user, template: OrchestrationTemplate, name: str
+    *, user, template: OrchestrationTemplate, name: str, mcp_servers: Mapping[str, str] | None = None
 ) -> OrchestrationFromTemplate:
     """Creates one agent per position of `template` (each from the agent template of that position's
     role) and the orchestration over them, in the user's organization, and counts the download: all
-    in one transaction. A template whose agent templates are gone is a 409 `template_incomplete`."""
+    in one transaction. A template whose agent templates are gone is a 409 `template_incomplete`.
+    `mcp_servers` fills the slots of all its agent templates (a slot name means one server)."""
+    mcp_servers = mcp_servers or {}
     agent_templates = _position_templates(user=user, template=template)
+    _slots_checked([agent_template.config for agent_template in agent_templates], mcp_servers)
     roles = PATTERNS[template.pattern].roles_for(len(agent_templates))
     names = _unique(f"{name}: {agent_template.name}" for agent_template in agent_templates)
     cache: dict[str, ProviderChoice] = {}
     with transaction.atomic():
         agents = [
-            _agent_from_template(user=user, template=agent_template, name=agent_name, cache=cache, role=role)
+            _agent_from_template(
+                user=user,
+                template=agent_template,
+                name=agent_name,
+                cache=cache,
+                role=role,
+                mcp_servers=mcp_servers,
+            )
             for agent_template, agent_name, role in zip(agent_templates, names, roles, strict=True)
         ]
         orchestration = orchestration_create(
@@ -182,15 +296,23 @@ def orchestration_template_use(
                 "orchestration_id": orchestration.pk,
                 "agent_ids": orchestration.agent_ids,
                 "providers": [made.provider.as_dict() for made in agents],
+                "mcp_servers": dict(mcp_servers),
             },
         )
     return OrchestrationFromTemplate(orchestration=orchestration, agents=agents)
 
 
 def _agent_from_template(
-    *, user, template: AgentTemplate, name: str, cache: dict[str, ProviderChoice], role: str = ""
+    *,
+    user,
+    template: AgentTemplate,
+    name: str,
+    cache: dict[str, ProviderChoice],
+    mcp_servers: Mapping[str, str],
+    role: str = "",
 ) -> AgentFromTemplate:
     config_yaml, choice = _retargeted(template, cache, user.organization_id)
+    config_yaml = _slots_filled(config_yaml, user=user, mcp_servers=mcp_servers)
     agent = agent_create(
         user=user,
         name=name[:NAME_MAX],
@@ -282,7 +404,9 @@ def _without_provider_account(config_yaml: str) -> str:
     provider = load_yaml(config_yaml).get("provider")
     if not isinstance(provider, dict) or "provider_id" not in provider:
         return config_yaml
-    return config_yaml_with_provider(config_yaml, {k: v for k, v in provider.items() if k != "provider_id"})
+    return config_yaml_with(
+        config_yaml, "provider", {k: v for k, v in provider.items() if k != "provider_id"}
+    )
 
 
 # --- operators' edits (the admin) ----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Rewriting a config YAML's `provider` section while keeping the rest of the text as written."""
+"""Rewriting one top-level section of a config YAML (`provider`, `tools`) while keeping the rest of
+the text as written."""
 
 from __future__ import annotations
 
@@ -11,17 +12,17 @@ from agents.runtime.validation import ConfigError
 from agents.yaml_loader import load_yaml
 
 
-def config_yaml_with_provider(config_yaml: str, provider: Mapping[str, Any]) -> str:
-    """`config_yaml` with its `provider` section replaced by `provider`. The rest of the text is
+def config_yaml_with(config_yaml: str, name: str, value: Any) -> str:
+    """`config_yaml` with its top-level section `name` replaced by `value`. The rest of the text is
     kept as written (comments, layout) when the section can be cut out cleanly, else the whole
     document is written out again."""
     document = load_yaml(config_yaml)
-    wanted = {**document, "provider": dict(provider)}
-    section = _dump({"provider": dict(provider)})
+    wanted = {**document, name: value}
+    section = _dump({name: value})
     root = yaml.compose(config_yaml, Loader=yaml.SafeLoader)
-    for key, value in root.value if isinstance(root, yaml.MappingNode) else ():
-        if key.value == "provider":
-            rest = config_yaml[value.end_mark.index :]
+    for key, node in root.value if isinstance(root, yaml.MappingNode) else ():
+        if key.value == name:
+            rest = config_yaml[node.end_mark.index :]
             text = config_yaml[: key.start_mark.index] + section + rest.removeprefix("\n")
             try:
                 if load_yaml(text) == wanted:

@@ -17,7 +17,7 @@ from templates.api.serializers import (
     TemplateUseSerializer,
 )
 from templates.models import AgentTemplate, OrchestrationTemplate
-from templates.selectors import agent_template_list, agent_template_names, orchestration_template_list
+from templates.selectors import agent_template_list, agent_templates_by_id, orchestration_template_list
 
 
 @extend_schema_view(
@@ -52,9 +52,11 @@ class AgentTemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Org
     def use(self, request, pk=None):
         """Creates an agent in your organization from the template. Its provider is your
         organization's config of the template's provider kind, or `mock` when you have none
-        (`provider.fallback`)."""
-        name = validated(TemplateUseSerializer, request.data)["name"]
-        made = services.agent_template_use(user=request.user, template=self.get_object(), name=name)
+        (`provider.fallback`, scripted by the template's `mock_responses`). Each MCP server slot
+        the template lists is given one of your servers in `mcp_servers`; a missing, unknown or
+        unfit one is a 400 at `mcp_servers.<slot>`."""
+        data = validated(TemplateUseSerializer, request.data)
+        made = services.agent_template_use(user=request.user, template=self.get_object(), **data)
         return Response(AgentTemplateUseSerializer(made).data, status=status.HTTP_201_CREATED)
 
 
@@ -79,19 +81,20 @@ class OrchestrationTemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMi
         return orchestration_template_list(user=user)
 
     def get_serializer(self, *args, **kwargs):
-        # The names of the agent templates of every row shown, in one query.
+        # The agent templates (names, MCP slots) of every row shown, in one query.
         rows = args[0] if args else []
         rows = rows if isinstance(rows, list | tuple) else [rows]
         ids = [template_id for row in rows for template_id in row.agent_template_ids]
-        names = agent_template_names(user=self.request.user, template_ids=ids)
-        kwargs["context"] = {**self.get_serializer_context(), "agent_template_names": names}
+        found = agent_templates_by_id(user=self.request.user, template_ids=ids)
+        kwargs["context"] = {**self.get_serializer_context(), "agent_templates": found}
         return self.get_serializer_class()(*args, **kwargs)
 
     @extend_schema(request=TemplateUseSerializer, responses={201: OrchestrationTemplateUseSerializer})
     @action(detail=True, methods=["post"])
     def use(self, request, pk=None):
         """Creates the orchestration in your organization with one new agent per position, each from
-        the agent template of that position's role; providers as for agent templates, per agent."""
-        name = validated(TemplateUseSerializer, request.data)["name"]
-        made = services.orchestration_template_use(user=request.user, template=self.get_object(), name=name)
+        the agent template of that position's role; providers and MCP server slots as for agent
+        templates (`mcp_servers` fills the slots of all its agents)."""
+        data = validated(TemplateUseSerializer, request.data)
+        made = services.orchestration_template_use(user=request.user, template=self.get_object(), **data)
         return Response(OrchestrationTemplateUseSerializer(made).data, status=status.HTTP_201_CREATED)

@@ -101,7 +101,7 @@ def test_category_and_other_filters(auth_client, member, official):
     make_agent_template(member.organization, category="support", name="Ours")
     support = auth_client.get(f"{AGENTS_URL}?category=support&limit=100").json()["results"]
     assert {row["category"] for row in support} == {"support"}
-    assert len(support) == AgentTemplate.objects.filter(category="support").count() == 7
+    assert len(support) == AgentTemplate.objects.filter(category="support").count() == 8
     translation = auth_client.get(f"{AGENTS_URL}?category=translation").json()["results"]
     assert [row["name"] for row in translation] == ["Translator"]
     own = auth_client.get(f"{AGENTS_URL}?is_official=false").json()["results"]

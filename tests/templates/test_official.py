@@ -1,5 +1,5 @@
-"""The official templates as shipped: every config validates, every pattern has one, and loading
-them is idempotent."""
+"""The official templates as shipped: every config validates, every pattern has one, tools and
+approvals have theirs, and loading them is idempotent."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from observability.models import AuditLog
 from orchestrations.patterns import PATTERNS, validate_pattern_config
 from templates.models import AgentTemplate, OrchestrationTemplate
 from templates.official import OFFICIAL_DIR, TemplateDataError, official_templates_load
+from templates.services import agent_template_config_parse
+from templates.slots import tool_slot
 
 AGENT_FILES = sorted((OFFICIAL_DIR / "agents").glob("*.yaml"))
 ORCHESTRATION_FILES = sorted((OFFICIAL_DIR / "orchestrations").glob("*.yaml"))
@@ -28,14 +30,18 @@ def read(path: Path) -> dict:
 
 
 AGENTS = {read(path)["slug"]: read(path) for path in AGENT_FILES}
+ORCHESTRATIONS = {read(path)["slug"]: read(path) for path in ORCHESTRATION_FILES}
 
 
 @pytest.mark.parametrize("path", AGENT_FILES, ids=lambda path: path.stem)
 def test_every_official_agent_template_is_a_valid_openai_config(path):
     data = read(path)
-    config = parse_agent_config(data["config_yaml"])
+    config = agent_template_config_parse(
+        data["config_yaml"], official=True, mock_responses=data.get("mock_responses", [])
+    )
     assert config["provider"]["provider"] == "openai" and config["provider"]["provider_id"] is None
-    assert config["tools"] == []
+    assert all(tool_slot(tool) for tool in config["tools"]), "tools are MCP tools of a slot"
+    assert bool(config["tools"]) == bool(data.get("mock_responses")), "the mock shows the tools at work"
     assert config["signature"]["system_prompt"].count("\n") >= 3, "a real prompt, not a placeholder"
     assert config["signature"]["inputs"] and config["signature"]["outputs"]
     assert all(field["description"] for part in ("inputs", "outputs") for field in config["signature"][part])
@@ -60,8 +66,20 @@ def test_official_agent_templates_cover_the_categories():
     assert sum(1 for data in AGENTS.values() if "type: enum" in data["config_yaml"]) >= 12
 
 
-def test_there_is_one_official_orchestration_template_per_pattern():
-    assert sorted(read(path)["pattern"] for path in ORCHESTRATION_FILES) == sorted(PATTERNS)
+def test_there_is_an_official_orchestration_template_for_every_pattern():
+    assert {read(path)["pattern"] for path in ORCHESTRATION_FILES} == set(PATTERNS)
+
+
+def test_official_templates_show_an_approved_mcp_tool_and_an_approved_step():
+    gated_tools = [
+        (slug, tool["tool"])
+        for slug, data in AGENTS.items()
+        for tool in load_yaml(data["config_yaml"]).get("tools", [])
+        if tool_slot(tool) and tool.get("requires_approval")
+    ]
+    assert ("order-status-assistant", "lookup_order") in gated_tools
+    steps = {slug: load_yaml(data["config_yaml"]).get("approval") for slug, data in ORCHESTRATIONS.items()}
+    assert steps["approved-content-pipeline"]["after"] == 1
 
 
 @pytest.mark.parametrize("path", ORCHESTRATION_FILES, ids=lambda path: path.stem)
