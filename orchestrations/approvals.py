@@ -13,6 +13,12 @@ The spans the pause closed `waiting` (the tool call, the agent call and the step
 `paused` once the run goes on or ends: their calls are made again by the resumed execution (an
 agent's turns given again from the paused span), so no span of a run that is not waiting says it
 waits.
+
+A waiting run is cancelled (`run_cancel`: the WebSocket `cancel` frame) by `run_waiting_cancel`:
+in one transaction under the run's lock its pending approvals become `cancelled` (a later decision
+is a 409), the holds of its calls are freed, its open spans end `cancelled` and the run ends
+`cancelled`; then `approval.resolved` for each approval and the run's final `run.failed`, with
+their webhooks. Ended under the lock, the run cannot also be resumed by a decision made meanwhile.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from observability.models import Run, Span
 from observability.queue import queue_enabled
 from observability.recorder import RunRecorder, jsonable
 from observability.signals import ledger_event_asend
+from observability.supervisor import _span_totals, run_abandoned_announce, waiting_cancel_register
 from orchestrations.models import Approval
 from studio.api.errors import ApiError
 from studio.audit import audit_record
@@ -43,6 +50,8 @@ from studio.errors import WorkPaused
 logger = logging.getLogger(__name__)
 
 EXPIRED_COMMENT = "Nobody decided within the approval's timeout."
+CANCELLED_COMMENT = "The run was cancelled while it waited for this decision."
+RUN_CANCELLED = {"code": "cancelled", "message": "The run was cancelled."}
 WAITING, PAUSED = "waiting", "paused"  # span statuses: while the run waits, and once it goes on
 SETTLE_WAIT_S = 5.0
 
@@ -267,6 +276,75 @@ async def _settled(run: Run) -> Run:
         await asyncio.sleep(0.05)
         run = await Run.objects.aget(pk=run.pk)
     return run
+
+
+# --- cancelling a waiting run -------------------------------------------------------------------
+
+
+def run_waiting_cancel(run_id: str) -> bool:
+    """Ends a waiting run cancelled (see the module doc); False when it is not waiting, or waits no
+    more for anyone (decided: its resume is on the way, and is cancelled the usual way)."""
+    ended = _waiting_run_end(run_id)
+    if ended is None:
+        return False
+    from providers.aio import run_sync
+
+    run_sync(_waiting_run_ended, *ended)
+    return True
+
+
+waiting_cancel_register(run_waiting_cancel)
+
+
+def _waiting_run_end(run_id: str) -> tuple[Run, list[Approval]] | None:
+    from providers.budgets import budget_release_run
+
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(pk=run_id, status=Run.Status.WAITING).first()
+        if run is None:
+            return None
+        pending = Approval.objects.select_for_update().filter(run_id=run_id, status=Approval.Status.PENDING)
+        approvals = list(pending.order_by("created_at"))
+        if not approvals:
+            return None
+        now = timezone.now()
+        for approval in approvals:
+            approval.status, approval.comment, approval.decided_at = (
+                Approval.Status.CANCELLED,
+                CANCELLED_COMMENT,
+                now,
+            )
+            approval.save(update_fields=["status", "comment", "decided_at"])
+            audit_record(
+                actor=None,
+                organization_id=approval.organization_id,
+                operation="approval_cancel",
+                instance=approval,
+                changes={"run_id": run_id, "status": approval.status},
+            )
+        budget_release_run(run_id, status=Run.Status.CANCELLED, error="cancelled")
+        Span.objects.filter(run_id=run_id, status=WAITING).update(status=PAUSED)
+        run.input_tokens, run.output_tokens, run.cost_usd = _span_totals(run)
+        open_spans = run.spans.filter(ended_at__isnull=True)
+        open_spans.filter(kind=Span.Kind.RUN, parent_id=None).update(
+            input_tokens=run.input_tokens, output_tokens=run.output_tokens, cost_usd=run.cost_usd
+        )
+        open_spans.update(status=Run.Status.CANCELLED, ended_at=now, error=RUN_CANCELLED["message"])
+        run.status, run.completed_at, run.error = Run.Status.CANCELLED, now, dict(RUN_CANCELLED)
+        if run.started_at is not None:
+            run.execution_time_ms = int((now - run.started_at).total_seconds() * 1000)
+        fields = ["status", "completed_at", "error", "execution_time_ms", "input_tokens", "output_tokens"]
+        run.save(update_fields=[*fields, "cost_usd"])
+    return run, approvals
+
+
+async def _waiting_run_ended(run: Run, approvals: list[Approval]) -> None:
+    recorder = await RunRecorder.resume(run)
+    for approval in approvals:
+        agent_id = approval.subject.get("agent_id") or None
+        await recorder.emit("approval.resolved", agent_id=agent_id, data=approval_event_data(approval))
+        await _announce("approval.resolved", approval)
+    await run_abandoned_announce(run)  # the final run.failed (status cancelled), metrics, webhooks
 
 
 # --- resuming ----------------------------------------------------------------------------------

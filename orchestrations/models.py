@@ -58,6 +58,7 @@ class Approval(models.Model):
         APPROVED = "approved"
         REJECTED = "rejected"
         EXPIRED = "expired"
+        CANCELLED = "cancelled"  # its run was cancelled while it waited
 
     class OnTimeout(models.TextChoices):
         REJECT = "reject"

@@ -15,6 +15,7 @@ from orchestrations.approvals import approvals_expire
 from orchestrations.models import Approval
 from providers.aio import run_sync
 from tests.api_cases import APIResourceCases, Call
+from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401
 from tests.observability.factories import run as unsaved_run
 from tests.orchestrations.helpers import make_agent, make_orchestration, says
 
@@ -212,7 +213,7 @@ class TestApprovalAPI(APIResourceCases):
     list_path = APPROVALS
     detail_path = APPROVALS + "/{pk}"
     writes = (Call("POST", APPROVALS + "/{pk}", {"decision": "approve"}),)
-    list_queries = 3  # the caller, the count, the page
+    list_queries = 2  # the caller, the page with its count
     detail_queries = 2  # the caller, the approval
 
     def make(self, organization):
@@ -306,3 +307,88 @@ def test_the_spans_that_waited_are_paused_once_the_run_goes_on(auth_client, memb
     assert spans[0][0] == "run" and spans[0][2] == status
     assert [span for span in spans if span[2] in ("waiting", "running")] == []
     assert [(kind, name) for kind, name, state in spans if state == "paused"] == [waited[0][:2]]
+
+
+@pytest.mark.usefixtures("communicators_disconnected")
+async def test_cancelling_a_waiting_run_ends_it_and_its_approval(member):
+    """The WebSocket `cancel` frame on a run that waits for its approval: the run ends cancelled
+    with its final event, the approval is cancelled (approval.resolved, webhooks), its spans are
+    closed and its holds freed; approving it later is a 409."""
+    from asgiref.sync import sync_to_async
+
+    from deployments.models import WebhookDelivery
+    from tests.conftest import client_for
+    from tests.deployments.factories import make_webhook
+
+    hook = await sync_to_async(make_webhook)(member.organization, events=["approval.resolved", "run.failed"])
+    orchestration = await sync_to_async(team)(member.organization, "sequential", "approval: {after: 0}")
+    communicator, _, _ = await open_communicator(
+        f"/api/orchestrations/{orchestration.pk}/stream", user=member
+    )
+    await communicator.send_json_to({"type": "execute", "input": {"text": "hi"}})
+    frames = []
+    while not frames or frames[-1]["type"] != "run.waiting":
+        frames.append(await communicator.receive_json_from(timeout=10))
+    run = await Run.objects.aget(pk=frames[-1]["run_id"])
+    approval = await Approval.objects.aget(run=run)
+
+    await communicator.send_json_to({"type": "cancel"})
+    while frames[-1]["type"] != "run.failed":
+        frames.append(await communicator.receive_json_from(timeout=10))
+    await communicator.disconnect()
+
+    resolved = next(frame for frame in frames if frame["type"] == "approval.resolved")
+    assert resolved["data"]["approval_id"] == approval.pk and resolved["data"]["status"] == "cancelled"
+    assert frames[-1]["data"]["status"] == "cancelled" and frames[-1]["data"]["error"]["code"] == "cancelled"
+    await run.arefresh_from_db()
+    assert run.status == Run.Status.CANCELLED and run.completed_at and run.error["code"] == "cancelled"
+    await approval.arefresh_from_db()
+    assert approval.status == Approval.Status.CANCELLED and approval.decided_at
+    spans = await sync_to_async(trace_statuses)(await sync_to_async(client_for)(member), run.pk)
+    assert spans[0][0] == "run" and spans[0][2] == "cancelled"
+    assert [span for span in spans if span[2] in ("waiting", "running")] == []
+    assert not await Span.objects.filter(run=run, ended_at__isnull=True).aexists()
+    from providers.models import BudgetCounter
+
+    assert [c.reserved_usd async for c in BudgetCounter.objects.exclude(reserved_usd=0)] == []
+    audit = await AuditLog.objects.aget(operation_type="approval_cancel", record_id=approval.pk)
+    assert audit.changes["run_id"] == run.pk
+    events = [d.event async for d in WebhookDelivery.objects.filter(webhook=hook).order_by("created_at")]
+    assert events == ["approval.resolved", "run.failed"]
+
+    api = await sync_to_async(client_for)(member)
+    late = await sync_to_async(api.post)(f"{APPROVALS}/{approval.pk}", {"decision": "approve"}, format="json")
+    assert late.status_code == 409 and late.json()["error"]["code"] == "approval_decided"
+    assert "cancelled" in late.json()["error"]["message"]
+    await run.arefresh_from_db()
+    assert run.status == Run.Status.CANCELLED
+    types = [e.type async for e in RunEvent.objects.filter(run=run).order_by("seq")]
+    assert types[-1] == "run.failed" and types.count("run.failed") == 1 and "run.resumed" not in types
+
+
+def test_cancelling_a_waiting_run_frees_the_holds_of_calls_it_left_open(auth_client, member):
+    from decimal import Decimal
+
+    from observability.supervisor import run_cancel
+    from providers.budgets import current_month
+    from providers.models import BudgetCounter
+
+    orchestration = team(member.organization, "sequential", "approval: {after: 0}")
+    run, approval = waiting_run(auth_client, orchestration)
+    counter = BudgetCounter.objects.create(
+        organization=member.organization, subject="agt-held", month=current_month(), reserved_usd=Decimal(1)
+    )
+    held = Span.objects.create(
+        run=run, organization=member.organization, kind="llm", name="call", budget_holds=[[counter.pk, "1"]]
+    )
+
+    assert run_cancel(run) is True
+
+    counter.refresh_from_db()
+    held.refresh_from_db()
+    assert counter.reserved_usd == 0 and counter.spent_usd == 0
+    assert held.status == "cancelled" and held.ended_at is not None
+    run.refresh_from_db()
+    approval.refresh_from_db()
+    assert (run.status, approval.status) == ("cancelled", "cancelled")
+    assert run_cancel(run) is False  # ended already
