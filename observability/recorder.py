@@ -20,7 +20,7 @@ from django.utils import timezone
 from observability.events import publish_run_event
 from observability.models import Run, RunEvent, Span
 from observability.rows import row_insert, row_update
-from observability.writer import ledger_write
+from observability.writer import RowLock, ledger_write
 
 
 def jsonable(value: Any) -> Any:
@@ -59,6 +59,8 @@ class RunHistory:
         self.step_events.clear()
         return False
 
+
+Guard = Callable[[], Exception | None]  # a check a batch's writes are made under (see `batch`)
 
 # The batch the current task is filling: its recorder, its task (a task started inside the batch
 # inherits the variable, but writes for itself) and its items (see `RunRecorder.batch`).
@@ -99,7 +101,9 @@ class RunRecorder:
         return recorder
 
     @contextlib.asynccontextmanager
-    async def batch(self):
+    async def batch(self, *, guard: Guard | None = None, lock: RowLock | None = None):
+        """With `guard`: it runs first in the batch's transaction (after the row `lock` is taken),
+        and an error it returns means nothing of the batch is stored; the error is raised."""
         items: list[Callable[[], Any] | RunEvent] = []
         token = _current_batch.set((self, asyncio.current_task(), items))
         try:
@@ -111,7 +115,9 @@ class RunRecorder:
             for offset, event in enumerate(events):
                 event.seq = self._next_seq + offset
             writes = [functools.partial(row_insert, i) if isinstance(i, RunEvent) else i for i in items]
-            await ledger_write(functools.partial(_in_order, writes))
+            refusal = await ledger_write(functools.partial(_in_order, writes, guard), lock=lock)
+            if refusal is not None:
+                raise refusal
             self._next_seq += len(events)  # only once stored: a write that failed leaves no gap
             for event in events:
                 await publish_run_event(self.run.pk, event_frame(event))
@@ -234,9 +240,13 @@ def _unchanged() -> None:
     """The write of a span close that changes nothing."""
 
 
-def _in_order(writes: list[Callable[[], Any]]) -> None:
+def _in_order(writes: list[Callable[[], Any]], guard: Guard | None = None) -> Exception | None:
+    refusal = guard() if guard is not None else None
+    if refusal is not None:
+        return refusal
     for write in writes:
         write()
+    return None
 
 
 def event_frame(event: RunEvent) -> dict[str, Any]:

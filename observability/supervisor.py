@@ -10,7 +10,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -22,11 +22,11 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from observability import metrics
-from observability.limits import run_admit
+from observability.limits import run_admission_lock, run_admission_refusal
 from observability.loops import loop_local
 from observability.models import Run
 from observability.recorder import RunRecorder, jsonable
-from observability.rows import row_update
+from observability.rows import row_insert, row_update
 from observability.signals import run_finished_announce
 from studio.background import spawn
 from studio.errors import CodedError, WorkDeclined, WorkPaused, internal_error, paused_in
@@ -130,8 +130,9 @@ async def run_start(
     """The one way a run starts, whatever the channel (REST, WebSocket, deployments, MCP): stores
     the draft if its organization is under its cap of runs in progress (RunLimitReached otherwise,
     nothing stored), then executes `work` as the run. Awaited here by default: the finished run and
-    its outcome, or RunFailed. With `background`, launched on its own (`launch_run`) and the stored
-    run returned at once (outcome None). Either way `on_finished` learns how the run ended.
+    its outcome, or RunFailed. With `background`, executed on its own (it goes on when its client
+    leaves) and the stored run returned at once (outcome None). Either way `on_finished` learns how
+    the run ended.
 
     With `STUDIO_EXECUTION=queue` the run is a job instead (`observability.queue`): a worker
     rebuilds `work` from the stored run (`stream`: whether it streams the model's text), and
@@ -142,19 +143,50 @@ async def run_start(
 
         run = await sync_to_async(run_enqueue)(draft, name=name, stream=stream, on_finished=on_finished)
         return (run, None) if background else await run_completion(run)
-    run = await sync_to_async(run_admit)(draft)
+    started = time.perf_counter()
+    run, recorder, root = await _run_open(draft, name)
+    execution = functools.partial(run_attempt, run, recorder, root, work, started=started)
     if background:
-        launch_run(run, work, name=name, on_finished=on_finished)
+        spawn(_quietly, execution, on_finished, name=f"run {run.pk}")
         return run, None
-    return await _execute_reporting(run, work, name, on_finished)
+    return await _reporting(execution, on_finished)
+
+
+async def _run_open(draft: RunDraft, name: str) -> tuple[Run, RunRecorder, str]:
+    """Admits and starts the draft in one ledger write: under its organization's lock, the count
+    of its runs in progress (RunLimitReached at the cap, nothing stored), the run stored running,
+    its root span and `run.started`."""
+    now = timezone.now()
+    fields = {**asdict(draft), "input": dict(draft.input)}
+    run = Run(**fields, status=Run.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=1)
+    recorder = RunRecorder(run)
+    admission = functools.partial(run_admission_refusal, run.organization_id)
+    async with recorder.batch(guard=admission, lock=run_admission_lock(run.organization_id)):
+        await recorder.write(functools.partial(row_insert, run))
+        root = await _root_open(run, recorder, name)
+    return run, recorder, root
+
+
+async def _root_open(run: Run, recorder: RunRecorder, name: str) -> str:
+    root = await recorder.span_open(kind="run", name=name, parent_id=None, agent_id=run.agent_id or None)
+    started = {"kind": run.kind, "input": run.input}
+    await recorder.emit("run.started", agent_id=run.agent_id or None, data=started)
+    return root
 
 
 async def _execute_reporting(
     run: Run, work: Work, name: str, on_finished: Finished | None
 ) -> tuple[Run, RunOutcome]:
-    """`run_execute`, then `on_finished(None or the RunFailed)` (not when its task is cancelled)."""
+    """`run_execute` of a stored run, then `on_finished` as `_reporting` says."""
+    return await _reporting(functools.partial(run_execute, run, work, name=name), on_finished)
+
+
+async def _reporting(
+    execution: Callable[[], Awaitable[tuple[Run, RunOutcome]]], on_finished: Finished | None
+) -> tuple[Run, RunOutcome]:
+    """The run's execution, then `on_finished(None or the RunFailed)` (not when its task is cancelled)."""
     try:
-        executed = await run_execute(run, work, name=name)
+        executed = await execution()
     except RunFailed as failed:
         if on_finished is not None:
             on_finished(failed)
@@ -172,10 +204,7 @@ async def run_execute(run: Run, work: Work, *, name: str) -> tuple[Run, RunOutco
     started = time.perf_counter()
     async with recorder.batch():
         await _mark_running(run, recorder)
-        root = await recorder.span_open(kind="run", name=name, parent_id=None, agent_id=run.agent_id or None)
-        await recorder.emit(
-            "run.started", agent_id=run.agent_id or None, data={"kind": run.kind, "input": run.input}
-        )
+        root = await _root_open(run, recorder, name)
     return await run_attempt(run, recorder, root, work, started=started)
 
 
@@ -265,15 +294,11 @@ def run_hand_back(run_id: str) -> bool:
     return True
 
 
-def launch_run(run: Run, work: Work, *, name: str, on_finished: Finished | None = None) -> asyncio.Task:
-    """Executes the stored run in the background: it goes on (and is recorded) when the client
-    that started it goes away."""
-    return spawn(_execute_quietly, run, work, name, on_finished, name=f"run {run.pk}")
-
-
-async def _execute_quietly(run: Run, work: Work, name: str, on_finished: Finished | None) -> None:
+async def _quietly(execution: Callable[[], Awaitable[tuple[Run, RunOutcome]]], on_finished: Finished | None):
+    """A run executed in the background: it goes on (and is recorded) when the client that
+    started it goes away."""
     with contextlib.suppress(RunFailed, RunWaiting, asyncio.CancelledError):
-        await _execute_reporting(run, work, name, on_finished)
+        await _reporting(execution, on_finished)
 
 
 def _cancel_key(run_id: str) -> str:

@@ -26,7 +26,12 @@ The rules a write (the `fn` handed to `ledger_write`) must keep, because of that
    error (on PostgreSQL the transaction is unusable after one, for every write of the batch), it
    leaves the connection as it found it (no SET of session or transaction settings), and the
    locks it takes are held until the whole batch commits. A read cached with `batch_cached` is
-   the same for every write of the batch, its runs again included.
+   the same for every write of the batch, its runs again included. A write that needs a row
+   locked before it reads (a run's admission under its organization's cap) names the row
+   (`lock=(model, pk)`) instead of locking it itself: the rows a batch's writes name are locked
+   first, in one statement, in key order, so batches of two processes that lock some of the same
+   rows never wait for each other in a cycle (a write locking rows of its own as it went would
+   deadlock against a batch that met the same rows in the other order).
 
 `settings.LEDGER_GROUP_COMMIT = False` (STUDIO_LEDGER_GROUP_COMMIT=0) turns the sharing off: each
 write is a batch of its own, in a transaction of its own, with the same order, results, failures
@@ -42,20 +47,23 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 
 from observability.loops import loop_local
+from observability.rows import rows_lock
 
 R = TypeVar("R")
+RowLock = tuple[type[models.Model], Any]  # a row a write needs locked before it runs: (model, pk)
 
 _LEAD = object()  # what a waiting write is told when it must lead the next batch
 
 
 class _Write:
-    __slots__ = ("fn", "signal", "taken", "ok", "value")
+    __slots__ = ("fn", "lock", "signal", "taken", "ok", "value")
 
-    def __init__(self, fn: Callable[[], Any], loop: asyncio.AbstractEventLoop):
+    def __init__(self, fn: Callable[[], Any], lock: RowLock | None, loop: asyncio.AbstractEventLoop):
         self.fn = fn
+        self.lock = lock
         self.signal: asyncio.Future = loop.create_future()
         self.taken = False  # part of a batch: it will be run whatever happens to its caller
         self.ok = False
@@ -74,8 +82,8 @@ class GroupCommit:
         self._queue: list[_Write] = []
         self._leading = False
 
-    async def write(self, fn: Callable[[], R]) -> R:
-        entry = _Write(fn, self._loop)
+    async def write(self, fn: Callable[[], R], lock: RowLock | None = None) -> R:
+        entry = _Write(fn, lock, self._loop)
         self._queue.append(entry)
         if not self._leading:
             self._leading = True
@@ -180,6 +188,7 @@ def _attempt(entries: list[_Write]) -> _Write | None:
     try:
         _assert_outside_atomic_blocks()
         with transaction.atomic():
+            _rows_lock(entries)
             for entry in entries:
                 try:
                     entry.value, entry.ok = entry.fn(), True
@@ -191,6 +200,16 @@ def _attempt(entries: list[_Write]) -> _Write | None:
             for entry in entries:
                 entry.value, entry.ok = exc, False
     return failed
+
+
+def _rows_lock(entries: list[_Write]) -> None:
+    """The rows the writes named (rule 3 of the module docstring), locked before any write runs."""
+    named: dict[type[models.Model], set[Any]] = {}
+    for entry in entries:
+        if entry.lock is not None:
+            named.setdefault(entry.lock[0], set()).add(entry.lock[1])
+    for model in sorted(named, key=lambda model: model._meta.label):
+        rows_lock(model, sorted(named[model]))
 
 
 def _assert_outside_atomic_blocks() -> None:
@@ -209,7 +228,8 @@ def _assert_outside_atomic_blocks() -> None:
 _group_commit = loop_local(GroupCommit)
 
 
-async def ledger_write(fn: Callable[[], R]) -> R:
+async def ledger_write(fn: Callable[[], R], *, lock: RowLock | None = None) -> R:
     """Runs `fn` (synchronous ORM writes) in a transaction shared with the writes other coroutines
-    of this event loop make at the same moment; returns its result once that has committed."""
-    return await _group_commit().write(fn)
+    of this event loop make at the same moment; returns its result once that has committed. With
+    `lock`, that row is locked in the transaction before `fn` runs (rule 3 of the module docstring)."""
+    return await _group_commit().write(fn, lock)

@@ -28,11 +28,11 @@ async def recorder(member):
 def second_write_fails(monkeypatch):
     real, calls = recorder_module.ledger_write, []
 
-    async def failing_second(fn):
+    async def failing_second(fn, **options):
         calls.append(fn)
         if len(calls) == 2:
             raise OperationalError("the database went away")
-        return await real(fn)
+        return await real(fn, **options)
 
     monkeypatch.setattr(recorder_module, "ledger_write", failing_second)
 

@@ -61,9 +61,10 @@ async def test_in_the_background_the_stored_run_comes_back_at_once_and_ends_late
     run, outcome = await run_start(
         draft_of(member, agent_id="agent-x"), waits, name="bg", background=True, on_finished=on_finished
     )
-    assert outcome is None and run.status == "queued"
+    assert outcome is None and run.status == "running"  # stored already started, with its root span
     stored = await Run.objects.aget(pk=run.pk)
-    assert (stored.agent_id, stored.input) == ("agent-x", {"q": 1})
+    assert (stored.agent_id, stored.input, stored.status) == ("agent-x", {"q": 1}, "running")
+    assert await stored.spans.filter(kind="run", parent__isnull=True).aexists()
     release.set()
     await asyncio.wait_for(ended.wait(), 10)
     assert endings == [None]

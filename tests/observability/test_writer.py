@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 
 from accounts.models import Organization
 from observability import writer
@@ -231,3 +231,47 @@ def test_the_test_cases_own_transaction_does_not_count_as_an_atomic_block():
         "in the test's transaction"
     )
     assert Organization.objects.filter(name="in the test's transaction").exists()
+
+
+def locked_elsewhere(organization_ids) -> set[str]:
+    """Which of the rows another connection cannot lock now."""
+    other = connections.create_connection("default")
+    locked = set()
+    try:
+        for pk in organization_ids:
+            try:
+                with other.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT 1 FROM accounts_organization WHERE id = %s FOR UPDATE NOWAIT", [pk]
+                    )
+            except DatabaseError:
+                locked.add(pk)
+    finally:
+        other.close()
+    return locked
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's transactions hold its one write lock")
+async def test_the_rows_a_batchs_writes_name_are_locked_before_its_first_write(gates, ledger_group_commit):
+    """So batches meeting the same rows lock them in one order, never in a cycle."""
+    first, second = [await sync_to_async(make_organization)(name=name) for name in ("first", "second")]
+    seen = {}
+
+    def probe():
+        seen["locked"] = locked_elsewhere([first.pk, second.pk])
+
+    gate = gates()
+    leading = asyncio.ensure_future(ledger_write(gate.hold(lambda: None)))
+    await gate.entered.wait()  # the writes below queue behind it and make the next batch together
+    named = [
+        ledger_write(probe, lock=(Organization, second.pk)),
+        ledger_write(lambda: None, lock=(Organization, first.pk)),
+    ]
+    queued = asyncio.gather(*named)
+    await asyncio.sleep(0)
+    gate.open()
+    await leading
+    await queued
+    # With the group commit, the row the later write names is locked before the earlier one runs.
+    assert seen["locked"] == ({first.pk, second.pk} if ledger_group_commit else {second.pk})
+    assert await sync_to_async(locked_elsewhere)([first.pk, second.pk]) == set()  # until the commit

@@ -4,16 +4,18 @@ deployments), while other organizations run as usual."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection
 from rest_framework.test import APIClient
 
 from observability.limits import RETRY_AFTER_S, RunLimitReached, run_admit
 from observability.models import Run
-from observability.supervisor import RunDraft
+from observability.supervisor import RunDraft, RunOutcome, run_start
 from tests.agents.agent_configs import support_yaml
 from tests.agents.factories import make_agent
 from tests.communicators import communicators_disconnected, open_communicator  # noqa: F401
@@ -131,5 +133,68 @@ def test_simultaneous_starts_never_exceed_the_cap(settings, member):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         outcomes = list(pool.map(start, range(20)))
+    assert outcomes.count(True) == 3
+    assert Run.objects.filter(organization_id=member.organization_id).count() == 3
+
+
+class Starts:
+    """Starts of runs whose work holds them in progress until every start has been decided, so that
+    the runs admitted are the runs in progress together."""
+
+    def __init__(self, organization_id: str, total: int):
+        self.organization_id, self.total = organization_id, total
+        self.decided = 0
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+
+    def _decide(self) -> None:
+        with self.lock:
+            self.decided += 1
+            if self.decided == self.total:
+                self.release.set()
+
+    async def _held(self, recorder, root_span_id) -> RunOutcome:
+        self._decide()
+        while not self.release.is_set():
+            await asyncio.sleep(0.01)
+        return RunOutcome(output={})
+
+    async def start(self) -> bool:
+        draft = RunDraft(organization_id=self.organization_id, user_id=None, kind="agent_test", input={})
+        try:
+            await run_start(draft, self._held, name="capped")
+            return True
+        except RunLimitReached:
+            self._decide()
+            return False
+
+    async def many(self, count: int) -> list[bool]:
+        return await asyncio.gather(*(self.start() for _ in range(count)))
+
+
+@pytest.mark.usefixtures("ledger_group_commit")
+async def test_simultaneous_run_starts_in_one_process_never_exceed_the_cap(settings, member):
+    """Admitted by their first ledger write: starts sharing a transaction see each other's runs."""
+    settings.MAX_ACTIVE_RUNS_PER_ORG = 3
+    outcomes = await Starts(member.organization_id, 12).many(12)
+    assert outcomes.count(True) == 3
+    assert await Run.objects.filter(organization_id=member.organization_id).acount() == 3
+
+
+@pytest.mark.usefixtures("ledger_group_commit")
+def test_simultaneous_run_starts_of_several_processes_never_exceed_the_cap(settings, member):
+    """Four event loops, each in its own thread with its own database connection and group commit
+    (as server processes are), starting five runs each at once."""
+    settings.MAX_ACTIVE_RUNS_PER_ORG = 3
+    starts = Starts(member.organization_id, 20)
+
+    def process(_) -> list[bool]:
+        try:
+            return async_to_sync(starts.many)(5)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = [outcome for outcomes in pool.map(process, range(4)) for outcome in outcomes]
     assert outcomes.count(True) == 3
     assert Run.objects.filter(organization_id=member.organization_id).count() == 3
