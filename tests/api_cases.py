@@ -15,7 +15,7 @@ that may read and write it and its pinned query counts; a test class that inheri
         list_path = "/api/agents"
         detail_path = "/api/agents/{pk}"
         writes = (Call("POST", "/api/agents", {...}), Call("DELETE", "/api/agents/{pk}"))
-        list_queries = 3
+        list_queries = 2
         detail_queries = 2
 
         def make(self, organization):

@@ -23,7 +23,7 @@ class TestUserAPI(APIResourceCases):
         Call("DELETE", "/api/users/{pk}"),
     )
     write_role = "admin"
-    list_queries = 3  # authentication (user + organization in one query), count, page
+    list_queries = 2  # authentication (user + organization in one query), the page with its count
     detail_queries = 2  # authentication, the user
 
     def make(self, organization):

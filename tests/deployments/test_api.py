@@ -42,7 +42,7 @@ class TestDeploymentAPI(APIResourceCases):
         Call("DELETE", lambda dep: f"/api/deployments/{dep.pk}/keys/{dep.keys.get().pk}"),
     )
     write_role = "admin"
-    list_queries = 3  # authentication (user with organization), count, page
+    list_queries = 2  # authentication (user with organization), the page with its count
     detail_queries = 4  # authentication, the deployment, its keys, the usage aggregate
 
     def make(self, organization):

@@ -64,7 +64,7 @@ class TestOrchestrationAPI(APIResourceCases):
         Call("DELETE", "/api/orchestrations/{pk}"),
         Call("POST", "/api/orchestrations/{pk}/execute", {"input": {"text": "go"}}),
     )
-    list_queries = 3  # the caller, the count, the page
+    list_queries = 2  # the caller, the page with its count
     detail_queries = 2  # the caller, the orchestration
 
     def make(self, organization):

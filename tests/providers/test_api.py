@@ -73,7 +73,7 @@ class TestProviderConfigAPI(APIResourceCases):
         Call("POST", "/api/providers/{pk}/validate"),
         Call("DELETE", "/api/providers/{pk}"),
     )
-    list_queries = 3  # user, count, page with this month's spend
+    list_queries = 2  # user, the page with its count and this month's spend
     detail_queries = 2  # user, the config with this month's spend
 
     def make(self, organization):

@@ -35,7 +35,7 @@ class TestAgentTemplateAPI(APIResourceCases):
         Call("POST", AGENTS_URL, {"agent_id": "agent-" + "0" * 32, "name": "Mine", "category": "support"}),
         Call("POST", f"{AGENTS_URL}/{{pk}}/use", {"name": "Nope"}),
     )
-    list_queries = 3  # the caller, the count, the page
+    list_queries = 2  # the caller, the page with its count
     detail_queries = 2  # the caller, the template
 
     def make(self, organization):
@@ -46,7 +46,7 @@ class TestOrchestrationTemplateAPI(APIResourceCases):
     list_path = ORCHESTRATIONS_URL
     detail_path = f"{ORCHESTRATIONS_URL}/{{pk}}"
     writes = (Call("POST", f"{ORCHESTRATIONS_URL}/{{pk}}/use", {"name": "Nope"}),)
-    list_queries = 4  # the caller, the count, the page, the agent template names
+    list_queries = 3  # the caller, the page with its count, the agent template names
     detail_queries = 3  # the caller, the template, its agent template names
 
     def make(self, organization):
