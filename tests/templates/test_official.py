@@ -3,7 +3,6 @@ approvals have theirs, and loading them is idempotent."""
 
 from __future__ import annotations
 
-import shutil
 from io import StringIO
 from pathlib import Path
 
@@ -138,13 +137,6 @@ def test_loaded_orchestration_templates_reference_official_agent_templates_by_po
         assert template.config == validate_pattern_config(
             data["pattern"], load_yaml(data["config_yaml"]), agent_count=len(data["agents"])
         )
-
-
-@pytest.fixture
-def data_dir(tmp_path):
-    copy = tmp_path / "official"
-    shutil.copytree(OFFICIAL_DIR, copy)
-    return copy
 
 
 @pytest.mark.django_db
