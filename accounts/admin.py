@@ -1,7 +1,11 @@
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from rest_framework_simplejwt.token_blacklist.admin import BlacklistedTokenAdmin as JWTBlacklistedTokenAdmin
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
 from accounts.models import Organization, User
 from accounts.throttling import login_attempt_admit, login_attempt_forgive
@@ -92,3 +96,18 @@ class UserAdmin(AuditedAdmin, DjangoUserAdmin):
         (None, {"classes": ["wide"], "fields": ["email", "organization", "role", "password1", "password2"]})
     ]
     filter_horizontal = ["groups", "user_permissions"]
+
+
+# The pages of Django's and simplejwt's own models, audited like ours: a group grants operators
+# permissions, and deleting a blacklisted token makes a refresh token that was logged out usable again.
+admin.site.unregister([Group, BlacklistedToken])
+
+
+@admin.register(Group)
+class GroupAdmin(AuditedAdmin, DjangoGroupAdmin):
+    pass
+
+
+@admin.register(BlacklistedToken)
+class BlacklistedTokenAdmin(AuditedAdmin, JWTBlacklistedTokenAdmin):
+    pass
