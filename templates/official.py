@@ -3,16 +3,30 @@ into the database, checked whole before anything is written."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 
+from agents.config_schema import MAX_MOCK_RESPONSES
 from agents.models import Agent
-from agents.runtime.validation import ConfigError, Errors, check_known_keys, error, join
+from agents.runtime.validation import (
+    Check,
+    ConfigError,
+    Errors,
+    Key,
+    choice,
+    error,
+    fail,
+    join,
+    list_of,
+    mapping,
+    string,
+)
 from agents.yaml_loader import load_yaml
+from orchestrations.patterns import PATTERNS
 from studio.audit import audit_record
 from templates.models import AgentTemplate, OrchestrationTemplate
 from templates.services import agent_template_config_parse, orchestration_template_config_parse
@@ -133,13 +147,6 @@ def _labelled(label: str, errors: Errors) -> list[str]:
     return [f"{label}: {e['path'] or '(document)'}: {e['message']}" for e in errors]
 
 
-def _checked_keys(data: dict[str, Any], required: Sequence[str], optional: Sequence[str], errors: Errors):
-    for key in required:
-        if not isinstance(data.get(key), str) or not data[key].strip():
-            errors.append(error(key, "is required (a non-empty string)"))
-    check_known_keys(data, [*required, *optional], "", errors)
-
-
 def _config_errors(failure: ConfigError) -> Errors:
     """A template's config errors by their path in the file (`mock_responses` is a key of its own)."""
     return [
@@ -150,7 +157,55 @@ def _config_errors(failure: ConfigError) -> Errors:
     ]
 
 
-def _read_agent_files(directory: Path) -> dict[str, dict[str, Any]]:
+def _text(model, name: str, *, non_empty: bool = False) -> Check:
+    """A string that fits the model field it is stored in."""
+    return string(max_length=model._meta.get_field(name).max_length, non_empty=non_empty)
+
+
+def _as_given(value: Any, path: str, errors: Errors) -> Any:
+    """A mock response, checked with the template's config (as its `provider.responses`)."""
+    return value
+
+
+_AGENT_FILE = mapping(
+    {
+        "slug": Key(_text(AgentTemplate, "slug", non_empty=True)),
+        "name": Key(_text(AgentTemplate, "name", non_empty=True)),
+        "category": Key(choice(AgentTemplate.Category.values)),
+        "agent_type": Key(choice(Agent.AgentType.values)),
+        "config_yaml": Key(string(non_empty=True)),
+        "description": Key(_text(AgentTemplate, "description"), ""),
+        "icon": Key(_text(AgentTemplate, "icon"), ""),
+        "mock_responses": Key(list_of(_as_given, max_items=MAX_MOCK_RESPONSES), []),
+    }
+)
+
+
+def _orchestration_file(known: set[str]) -> Check:
+    """An orchestration template file, whose `agents` name agent templates of `known` slugs."""
+
+    def agent_template(value: Any, path: str, errors: Errors) -> str | None:
+        if value in known:
+            return value
+        return fail(errors, path, f"no official agent template {value!r}")
+
+    return mapping(
+        {
+            "slug": Key(_text(OrchestrationTemplate, "slug", non_empty=True)),
+            "name": Key(_text(OrchestrationTemplate, "name", non_empty=True)),
+            "pattern": Key(choice(tuple(PATTERNS))),
+            "description": Key(_text(OrchestrationTemplate, "description"), ""),
+            "icon": Key(_text(OrchestrationTemplate, "icon"), ""),
+            # One agent template per position of the orchestration.
+            "agents": Key(list_of(agent_template, max_items=max(p.max_agents for p in PATTERNS.values()))),
+            "config_yaml": Key(string(), ""),
+        }
+    )
+
+
+def _read_files(directory: Path, check: Check, config: Callable[[dict[str, Any]], dict[str, Any]]) -> dict:
+    """The entries of the files of `directory` by slug: each file checked by `check`, then given
+    its `config` (which raises ConfigError); TemplateDataError lists every problem."""
     entries: dict[str, dict[str, Any]] = {}
     lines: list[str] = []
     for label, data, problems in _read(directory):
@@ -158,84 +213,36 @@ def _read_agent_files(directory: Path) -> dict[str, dict[str, Any]]:
         if data is None:
             continue
         errors: Errors = []
-        _checked_keys(
-            data,
-            ("slug", "name", "category", "agent_type", "config_yaml"),
-            ("description", "icon", "mock_responses"),
-            errors,
-        )
-        if data.get("category") not in AgentTemplate.Category.values:
-            errors.append(error("category", f"must be one of {', '.join(AgentTemplate.Category.values)}"))
-        if data.get("agent_type") not in Agent.AgentType.values:
-            errors.append(error("agent_type", f"must be one of {', '.join(Agent.AgentType.values)}"))
-        if data.get("slug") in entries:
-            errors.append(error("slug", f"{data['slug']!r} is used by another file"))
+        entry = check(data, "", errors)
+        if entry and entry["slug"] in entries:
+            errors.append(error("slug", f"{entry['slug']!r} is used by another file"))
         if not errors:
             try:
-                config = agent_template_config_parse(
-                    data["config_yaml"], official=True, mock_responses=data.get("mock_responses") or []
-                )
+                entry["config"] = config(entry)
             except ConfigError as failure:
                 errors = _config_errors(failure)
         if errors:
             lines += _labelled(label, errors)
             continue
-        entries[data["slug"]] = {
-            "name": data["name"],
-            "description": str(data.get("description") or "").strip(),
-            "category": data["category"],
-            "agent_type": data["agent_type"],
-            "icon": data.get("icon", ""),
-            "config_yaml": data["config_yaml"],
-            "config": config,
-            "mock_responses": data.get("mock_responses") or [],
-        }
+        entries[entry.pop("slug")] = {**entry, "description": entry["description"].strip()}
     if lines:
         raise TemplateDataError(lines)
     return entries
+
+
+def _read_agent_files(directory: Path) -> dict[str, dict[str, Any]]:
+    def config(entry: dict[str, Any]) -> dict[str, Any]:
+        return agent_template_config_parse(
+            entry["config_yaml"], official=True, mock_responses=entry["mock_responses"]
+        )
+
+    return _read_files(directory, _AGENT_FILE, config)
 
 
 def _read_orchestration_files(directory: Path, *, known: set[str]) -> dict[str, dict[str, Any]]:
-    entries: dict[str, dict[str, Any]] = {}
-    lines: list[str] = []
-    for label, data, problems in _read(directory):
-        lines += problems
-        if data is None:
-            continue
-        errors: Errors = []
-        optional = ("description", "icon", "agents", "config_yaml")
-        _checked_keys(data, ("slug", "name", "pattern"), optional, errors)
-        slugs = data.get("agents")
-        if not isinstance(slugs, list) or not all(isinstance(slug, str) for slug in slugs):
-            errors.append(error("agents", "must be a list of agent template slugs, one per position"))
-            slugs = []
-        errors += [
-            error(f"agents[{i}]", f"no official agent template {slug!r}")
-            for i, slug in enumerate(slugs)
-            if slug not in known
-        ]
-        if data.get("slug") in entries:
-            errors.append(error("slug", f"{data['slug']!r} is used by another file"))
-        config_yaml = data.get("config_yaml") or ""
-        if not errors:
-            try:
-                config = orchestration_template_config_parse(
-                    pattern=data["pattern"], config_yaml=config_yaml, agent_template_ids=slugs
-                )
-            except ConfigError as failure:
-                errors = _config_errors(failure)
-        if errors:
-            lines += _labelled(label, errors)
-            continue
-        entries[data["slug"]] = {
-            "name": data["name"],
-            "description": str(data.get("description") or "").strip(),
-            "pattern": data["pattern"],
-            "icon": data.get("icon", ""),
-            "config_yaml": config_yaml,
-            "config": config,
-            "agents": slugs,
-        }
-    if lines:
-        raise TemplateDataError(lines)
-    return entries
+    def config(entry: dict[str, Any]) -> dict[str, Any]:
+        return orchestration_template_config_parse(
+            pattern=entry["pattern"], config_yaml=entry["config_yaml"], agent_template_ids=entry["agents"]
+        )
+
+    return _read_files(directory, _orchestration_file(known), config)

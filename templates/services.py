@@ -24,7 +24,7 @@ from django.db.models import F
 from agents.config_schema import validate_agent_config
 from agents.models import Agent
 from agents.runtime.types import AgentConfig
-from agents.runtime.validation import ConfigError
+from agents.runtime.validation import ConfigError, Errors, error
 from agents.selectors import agent_list
 from agents.services import agent_config_parse, agent_create, invalid_config
 from agents.yaml_loader import load_yaml
@@ -69,14 +69,12 @@ def agent_template_config_parse(
         raise ConfigError([*errors, *failure.errors]) from None
     if config["provider"]["provider_id"] is not None:
         message = "a template names a provider kind, not an account; `use` picks the organization's"
-        errors.append({"path": "provider.provider_id", "message": message})
+        errors.append(error("provider.provider_id", message))
     if official:
         slots = slot_indexes(document.get("tools") or [])
         message = "an official template names no organization's agent or MCP server: {slot: NAME} only"
         errors += [
-            {"path": f"tools[{index}]", "message": message}
-            for index in range(len(config["tools"]))
-            if index not in slots
+            error(f"tools[{index}]", message) for index in range(len(config["tools"])) if index not in slots
         ]
     if mock_responses and not errors:
         errors += _mock_script_errors(config, mock_responses)
@@ -85,14 +83,14 @@ def agent_template_config_parse(
     return slots_restored(config, document)
 
 
-def _mock_script_errors(config: dict[str, Any], mock_responses: Sequence[Any]) -> list:
+def _mock_script_errors(config: dict[str, Any], mock_responses: Sequence[Any]) -> Errors:
     """A template's `mock_responses` checked as the `provider.responses` they become on mock."""
     section = {"provider": MOCK, "model": MOCK_MODEL, "responses": mock_responses}
     try:
         validate_agent_config({**config, "provider": section})
     except ConfigError as failure:
         return [
-            {"path": "mock_responses" + e["path"].removeprefix("provider.responses"), "message": e["message"]}
+            error("mock_responses" + e["path"].removeprefix("provider.responses"), e["message"])
             for e in failure.errors
         ]
     return []
@@ -375,8 +373,8 @@ def agent_template_create(
     config_yaml = _without_provider_account(agent.config_yaml)
     try:
         config = agent_template_config_parse(config_yaml, official=False)
-    except ConfigError as error:
-        raise invalid_config(error, subject="template") from None
+    except ConfigError as failure:
+        raise invalid_config(failure, subject="template") from None
     with transaction.atomic():
         template = AgentTemplate.objects.create(
             organization_id=user.organization_id,
