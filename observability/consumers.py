@@ -16,6 +16,7 @@ from observability.events import FINAL_EVENTS, run_group
 from observability.models import Run, RunEvent
 from observability.recorder import event_frame
 from observability.supervisor import run_cancel
+from studio.background import spawn
 from studio.errors import CodedError, internal_error
 from studio.websocket import StudioConsumer
 
@@ -39,7 +40,8 @@ class RunFollowingConsumer(StudioConsumer):
             await self.channel_layer.group_add(run_group(run_id), self.channel_name)
         except Exception:
             logger.warning("Channel layer unavailable; following %s from the database", run_id, exc_info=True)
-            self._poller = asyncio.create_task(self._poll(run_id))
+            # Background work of the socket: its own connections, and its failure logged.
+            self._poller = spawn(self._poll, run_id, name=f"event poller of {run_id}")
             return
         if replay:
             await self._send_stored(run_id)
