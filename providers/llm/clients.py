@@ -7,6 +7,7 @@ running loop, and reused by every call with equal `ProviderSettings` (a rotated 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -19,6 +20,8 @@ MAX_CLIENTS = 64
 EVICTED_CLIENT_GRACE_S = 900.0
 
 Client = TypeVar("Client")
+
+logger = logging.getLogger(__name__)
 
 _clients: OrderedDict[tuple[asyncio.AbstractEventLoop, ProviderSettings], Any] = OrderedDict()
 _lock = threading.Lock()
@@ -60,4 +63,10 @@ def _forget_closed_loops() -> None:
 def _close_soon(client: Any) -> None:
     task = asyncio.get_running_loop().create_task(client.close())
     _closing.add(task)
-    task.add_done_callback(_closing.discard)
+    task.add_done_callback(_closed)
+
+
+def _closed(task: asyncio.Task) -> None:
+    _closing.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("Closing an evicted provider client failed", exc_info=task.exception())

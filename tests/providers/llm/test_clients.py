@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from providers.llm import clients
 from providers.llm.clients import cached_client, close_clients
@@ -51,6 +52,26 @@ async def test_the_least_recently_used_client_is_closed_after_a_grace_period(ope
 
     assert not closed_at_once and oldest.closed  # calls still using it had time to finish
     assert cached_client(openai_provider.settings(api_key="b"), FakeClient) is kept
+
+
+async def test_an_evicted_client_that_fails_to_close_is_logged(openai_provider, monkeypatch, caplog):
+    class FailingClient(FakeClient):
+        async def close(self):
+            self.closed = True
+            raise OSError("connection reset while closing")
+
+    monkeypatch.setattr(clients, "MAX_CLIENTS", 1)
+    monkeypatch.setattr(clients, "EVICTED_CLIENT_GRACE_S", 0.0)
+    evicted = cached_client(openai_provider.settings(api_key="a"), FailingClient)
+
+    with caplog.at_level(logging.ERROR, logger=clients.__name__):
+        cached_client(openai_provider.settings(api_key="b"), FakeClient)
+        while not evicted.closed:  # the close is scheduled, then started
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # its end is reported on the next turn of the loop
+
+    (logged,) = [record for record in caplog.records if record.name == clients.__name__]
+    assert str(logged.exc_info[1]) == "connection reset while closing"
 
 
 async def test_calls_through_the_adapter_reuse_one_connection(openai_provider):
