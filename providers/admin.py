@@ -3,6 +3,8 @@ from django.contrib import admin
 
 from observability.recorder import jsonable
 from providers.crypto import encrypt_secret, key_hint
+from providers.llm.types import UnsafeProviderUrl
+from providers.llm.urlsafety import check_no_credentials
 from providers.models import APIProviderConfig, BudgetCounter
 from studio.admin_links import name_of, record_link
 from studio.audit import audit_record
@@ -33,6 +35,16 @@ class APIProviderConfigForm(forms.ModelForm):
             "budget_limit_usd",
             "pricing_overrides",
         ]
+
+    def clean_api_base_url(self) -> str:
+        """Refused as through the API: a user name, password or query string would show in
+        reads, audit rows and exported code."""
+        url = self.cleaned_data["api_base_url"]
+        try:
+            check_no_credentials(url)
+        except UnsafeProviderUrl as error:
+            raise forms.ValidationError(error.message) from None
+        return url
 
 
 @admin.register(APIProviderConfig)

@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 
 from accounts.models import User
+from observability.models import AuditLog
 from observability.recorder import RunRecorder
 from providers.crypto import decrypt_secret
 from providers.gateway import StudioGateway
@@ -230,6 +231,35 @@ def test_an_operator_changing_the_url_in_the_admin_must_type_the_key_again(
     assert operator.post(url, {**form, "new_api_key": SECRET}).status_code == 302  # given for this URL
     assert admin_client_.post(f"/api/providers/{config.pk}/validate").json()["valid"] is True
     assert authorizations(attacker) == [f"Bearer {SECRET}"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("prefix", "suffix"), [("user:hunter2@", "/v1"), ("", "/v1?api_key=hunter2"), ("", "/v1#hunter2")]
+)
+def test_the_admin_refuses_a_base_url_carrying_credentials_too(
+    prefix, suffix, admin_client_, provider_server
+):
+    config = create_config(admin_client_, provider_server)
+    operator = Client()
+    operator.force_login(User.objects.create_superuser("root@example.com", "root-password-123"))
+    url = f"/admin/providers/apiproviderconfig/{config.pk}/change/"
+    leaky = f"http://{prefix}127.0.0.1:{provider_server.port}{suffix}"
+    form = {
+        "organization": config.organization_id,
+        "provider": "openai",
+        "name": config.name,
+        "is_active": "on",
+        "api_base_url": leaky,
+        "pricing_overrides": "{}",
+        "initial-pricing_overrides": "{}",
+    }
+
+    response = operator.post(url, form)
+
+    assert response.status_code == 200 and response.context["adminform"].form.errors["api_base_url"]
+    assert APIProviderConfig.objects.get(pk=config.pk).api_base_url == provider_server.base_url
+    assert not AuditLog.objects.filter(changes__api_base_url=leaky).exists()
 
 
 @pytest.mark.django_db(transaction=True)
