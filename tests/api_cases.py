@@ -9,7 +9,9 @@ that may read and write it and its pinned query counts; a test class that inheri
 - each role below the one a request needs: 403 `permission_denied`, and nothing changes;
 - another organization's object: 404 `not_found` on every request about it, absent from the
   list, and nothing changes;
-- the list's query count is the same for 1 and for many objects, and the detail's is pinned.
+- the list's query count is the same for 1 and for many objects, and the detail's is pinned;
+- the list and the detail render byte for byte what DRF's own serializer rendering gives, through
+  `studio.api.rendering`'s compiled plans (`drf_rendering` names the reason where they are not).
 
     class TestAgentAPI(APIResourceCases):
         list_path = "/api/agents"
@@ -32,6 +34,7 @@ import pytest
 
 from observability.models import AuditLog, Run
 from studio.api.permissions import ROLES
+from studio.api.rendering import RenderedFields
 from tests.accounts.factories import make_user
 from tests.conftest import client_for
 
@@ -98,6 +101,7 @@ class APIResourceCases:
     write_role = "member"
     list_queries: int | None = None  # for the list, with 1 and with MANY objects
     detail_queries: int | None = None
+    drf_rendering: str | None = None  # why the reads render the DRF way, if they do
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -109,6 +113,8 @@ class APIResourceCases:
             cls.test_list_query_count_is_constant = None
         if not cls.detail_path:
             cls.test_detail_query_count_is_pinned = None
+        if not (cls.list_path or cls.detail_path):
+            cls.test_reads_render_as_drf_renders_them = None
         if not cls._guarded_calls():
             cls.test_a_role_below_the_one_required_is_403_and_changes_nothing = None
 
@@ -177,3 +183,25 @@ class APIResourceCases:
         with django_assert_num_queries(self.detail_queries):
             response = client.get(self.detail_path.format(pk=obj.pk))
         assert response.status_code == 200, response.content
+
+    def test_reads_render_as_drf_renders_them(self, owner, monkeypatch):
+        made = [self.make(owner.organization) for _ in range(3)]
+        client = client_for(owner)
+        paths = [with_limit(self.list_path)] if self.list_path else []
+        paths += [self.detail_path.format(pk=made[0].pk)] if self.detail_path else []
+        compiled = set()
+        plan_of = RenderedFields.render_plan.__func__
+
+        def recorded(cls):
+            plan = plan_of(cls)
+            if plan is not None:
+                compiled.add(cls)
+            return plan
+
+        monkeypatch.setattr(RenderedFields, "render_plan", classmethod(recorded))
+        rendered = {path: client.get(path) for path in paths}
+        monkeypatch.setattr(RenderedFields, "render_plan", classmethod(lambda cls: None))
+        for path, response in rendered.items():
+            assert response.status_code == 200, (path, response.content)
+            assert response.content == client.get(path).content, path
+        assert bool(compiled) == (self.drf_rendering is None), (compiled, self.drf_rendering)

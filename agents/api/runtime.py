@@ -22,6 +22,7 @@ from agents.runtime_status import (
     runtime_status,
 )
 from studio.api.permissions import RolePermission
+from studio.api.rendering import RenderedFields
 from studio.api.viewsets import OrgScopedViewSet
 
 
@@ -34,7 +35,7 @@ class RuntimeStatusSerializer(serializers.Serializer):
     agents_by_health = serializers.DictField(child=serializers.IntegerField())
 
 
-class RuntimeAgentSerializer(serializers.Serializer):
+class RuntimeAgentSerializer(RenderedFields, serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
     status = serializers.CharField(help_text=f"Health: {', '.join(HEALTH_STATES)} (see the health rule).")

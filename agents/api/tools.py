@@ -22,6 +22,7 @@ from agents.selectors import mcp_server_list
 from providers.aio import run_sync
 from studio.api.errors import ApiError
 from studio.api.parsing import validated
+from studio.api.rendering import RenderedFields
 from studio.api.secrets import SecretField, SecretHintField
 from studio.api.viewsets import OrgScopedViewSet
 from studio.ids import id_pattern
@@ -33,12 +34,12 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")  # an HTTP token
 _RESERVED_HEADERS = {"host", "content-length", "content-type", "accept", "accept-encoding", "connection"}
 
 
-class HeaderHintSerializer(serializers.Serializer):
+class HeaderHintSerializer(RenderedFields, serializers.Serializer):
     name = serializers.CharField()
     hint = SecretHintField()
 
 
-class McpServerSerializer(serializers.ModelSerializer):
+class McpServerSerializer(RenderedFields, serializers.ModelSerializer):
     """An MCP server as every response shows it: its headers only as hints."""
 
     organization_id = serializers.CharField(read_only=True)

@@ -5,6 +5,7 @@ from deployments.models import CHANNELS, NAME_PATTERN, Deployment, DeploymentKey
 from deployments.pinning import pinned_of
 from deployments.selectors import deployment_api_url, deployment_commands, deployment_mcp_url
 from deployments.services import DEFAULT_RATE_LIMIT_PER_MINUTE
+from studio.api.rendering import RenderedFields
 from studio.api.secrets import NewSecretField
 
 NAME_HELP = "URL slug, unique across the instance: lowercase letters, digits and hyphens (1-63)."
@@ -81,7 +82,7 @@ class DeployResultSerializer(serializers.Serializer):
     api_key = serializers.CharField(help_text="Shown this once; only its hash is stored.")
 
 
-class DeploymentKeySerializer(serializers.ModelSerializer):
+class DeploymentKeySerializer(RenderedFields, serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by_id", read_only=True, allow_null=True)
 
     class Meta:
@@ -98,7 +99,7 @@ class NewKeySerializer(DeploymentKeySerializer):
         read_only_fields = fields
 
 
-class DeploymentReadSerializer(serializers.ModelSerializer):
+class DeploymentReadSerializer(RenderedFields, serializers.ModelSerializer):
     organization_id = serializers.CharField(read_only=True)
     agent_id = serializers.CharField(read_only=True, allow_null=True)
     orchestration_id = serializers.CharField(read_only=True, allow_null=True)

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from deployments.models import WEBHOOK_EVENTS, Webhook, WebhookDelivery
 from deployments.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER
+from studio.api.rendering import RenderedFields
 from studio.api.secrets import NewSecretField
 
 SECRET_HELP = (
@@ -24,7 +25,7 @@ class WebhookCreateSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
-class WebhookSerializer(serializers.ModelSerializer):
+class WebhookSerializer(RenderedFields, serializers.ModelSerializer):
     organization_id = serializers.CharField(read_only=True)
     events = serializers.ListField(child=serializers.ChoiceField(choices=WEBHOOK_EVENTS), read_only=True)
     created_by = serializers.CharField(source="created_by_id", read_only=True, allow_null=True)
@@ -55,14 +56,14 @@ class NewWebhookSerializer(WebhookSerializer):
         read_only_fields = fields
 
 
-class WebhookAttemptSerializer(serializers.Serializer):
+class WebhookAttemptSerializer(RenderedFields, serializers.Serializer):
     at = serializers.DateTimeField()
     status_code = serializers.IntegerField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     duration_ms = serializers.IntegerField()
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(RenderedFields, serializers.ModelSerializer):
     webhook_id = serializers.CharField(read_only=True)
     # Described, not an enum component: a named enum would collide with the API's other `status` enums.
     status = serializers.CharField(read_only=True, help_text="pending, delivered or failed.")

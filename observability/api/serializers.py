@@ -2,9 +2,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from observability.models import AuditLog, Run, Span
+from studio.api.rendering import RenderedFields
 
 
-class AuditLogSerializer(serializers.ModelSerializer):
+class AuditLogSerializer(RenderedFields, serializers.ModelSerializer):
     organization_id = serializers.CharField(read_only=True)
     user_id = serializers.CharField(read_only=True, allow_null=True)
     user_email = serializers.SerializerMethodField(help_text="The actor's email when they acted.")
@@ -33,6 +34,8 @@ class AuditLogSerializer(serializers.ModelSerializer):
 class BlankAsNullField(serializers.CharField):
     """A plain-id reference stored as "" when absent, shown as null."""
 
+    context_free = True  # renders its value alone (studio.api.rendering)
+
     def __init__(self, **kwargs):
         super().__init__(allow_null=True, **kwargs)  # also documents it as nullable
 
@@ -40,7 +43,9 @@ class BlankAsNullField(serializers.CharField):
         return value or None
 
 
-class TraceTokensSerializer(serializers.Serializer):
+class TraceTokensSerializer(RenderedFields, serializers.Serializer):
+    context_free = True  # get_total reads only the run (studio.api.rendering)
+
     input = serializers.IntegerField(source="input_tokens")
     output = serializers.IntegerField(source="output_tokens")
     total = serializers.SerializerMethodField()
@@ -89,7 +94,7 @@ class SpanSerializer(serializers.ModelSerializer):
         return SpanSerializer(getattr(span, "tree_children", []), many=True).data
 
 
-class TraceSerializer(serializers.ModelSerializer):
+class TraceSerializer(RenderedFields, serializers.ModelSerializer):
     """A run as a trace, with its totals (list view)."""
 
     user_id = serializers.CharField(allow_null=True)

@@ -10,11 +10,12 @@ from rest_framework.response import Response
 from orchestrations.approvals import DECISIONS, approval_decide
 from orchestrations.models import Approval
 from studio.api.parsing import validated
+from studio.api.rendering import RenderedFields
 from studio.api.viewsets import OrgScopedViewSet
 from studio.ids import id_pattern
 
 
-class ApprovalSerializer(serializers.ModelSerializer):
+class ApprovalSerializer(RenderedFields, serializers.ModelSerializer):
     run_id = serializers.CharField(read_only=True)
     decided_by = serializers.CharField(source="decided_by_id", read_only=True, allow_null=True)
 

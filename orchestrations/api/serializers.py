@@ -2,11 +2,12 @@ from rest_framework import serializers
 
 from agents.api.serializers import TokensSerializer
 from orchestrations.models import Orchestration
+from studio.api.rendering import RenderedFields
 
 AGENT_IDS_HELP = "Agent ids in order; each position's role comes from the pattern (see /api/patterns)."
 
 
-class OrchestrationReadSerializer(serializers.ModelSerializer):
+class OrchestrationReadSerializer(RenderedFields, serializers.ModelSerializer):
     organization_id = serializers.CharField(read_only=True)
     created_by = serializers.CharField(source="created_by_id", read_only=True, allow_null=True)
     agent_ids = serializers.ListField(child=serializers.CharField(), read_only=True, help_text=AGENT_IDS_HELP)

@@ -3,12 +3,13 @@ from rest_framework import serializers
 from observability.sql import PERIODS
 from providers.llm import pricing
 from providers.models import APIProviderConfig
+from studio.api.rendering import RenderedFields
 from studio.api.secrets import SecretField, SecretHintField
 
 MONEY_DIGITS = {"max_digits": 14, "decimal_places": 6}
 
 
-class ProviderConfigSerializer(serializers.ModelSerializer):
+class ProviderConfigSerializer(RenderedFields, serializers.ModelSerializer):
     """A provider config as every response shows it: the key only as its hint."""
 
     organization_id = serializers.CharField(read_only=True)

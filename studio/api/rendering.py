@@ -57,7 +57,8 @@ _UNREAD = object()
 
 
 class RenderedFields:
-    """Mixin for a read (`Serializer` or `ModelSerializer`) subclass; see the module docstring."""
+    # Mixin for a read (`Serializer` or `ModelSerializer`) subclass; see the module docstring. Not
+    # a docstring: drf-spectacular would show it as the description of every serializer using it.
 
     _plans: dict[type, tuple | None] = {}
 
@@ -123,7 +124,10 @@ def _context_free(field) -> bool:
         return _context_free(field.child)
     if isinstance(field, RenderedFields):
         plan = field.render_plan()
-        return plan is not None and all(entry[2] is not _METHOD for entry in plan)
+        # A method of a nested serializer runs on the prototype, whose context is not the
+        # request's: only when its class says its methods read nothing but the instance.
+        methods_read_no_context = vars(type(field)).get("context_free", False)
+        return plan is not None and (methods_read_no_context or all(e[2] is not _METHOD for e in plan))
     if isinstance(field, serializers.BaseSerializer) or not isinstance(field, CONTEXT_FREE_FIELDS):
         return False
     if isinstance(field, drf_fields.ListField | drf_fields.DictField) and not _context_free(field.child):

@@ -4,6 +4,7 @@ from rest_framework import serializers
 from agents.api.serializers import AgentReadSerializer
 from orchestrations.api.serializers import OrchestrationReadSerializer
 from orchestrations.patterns import PATTERNS
+from studio.api.rendering import RenderedFields
 from templates.models import AgentTemplate, OrchestrationTemplate
 from templates.slots import template_slots
 
@@ -27,7 +28,7 @@ class McpSlotSerializer(serializers.Serializer):
     )
 
 
-class AgentTemplateReadSerializer(serializers.ModelSerializer):
+class AgentTemplateReadSerializer(RenderedFields, serializers.ModelSerializer):
     organization_id = serializers.CharField(
         read_only=True, allow_null=True, help_text="null for an official template."
     )
@@ -69,7 +70,7 @@ class RoleSerializer(serializers.Serializer):
     name = serializers.CharField(allow_null=True, help_text="The agent template's name; null if it is gone.")
 
 
-class OrchestrationTemplateReadSerializer(serializers.ModelSerializer):
+class OrchestrationTemplateReadSerializer(RenderedFields, serializers.ModelSerializer):
     """Expects `context["agent_templates"]`: `{id: AgentTemplate}` of the referenced agent templates
     the user may see."""
 
