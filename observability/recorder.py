@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import Max
 from django.utils import timezone
@@ -60,6 +60,7 @@ class RunHistory:
         return False
 
 
+R = TypeVar("R")
 Guard = Callable[[], Exception | None]  # a check a batch's writes are made under (see `batch`)
 
 # The batch the current task is filling: its recorder, its task (a task started inside the batch
@@ -75,7 +76,15 @@ class RunRecorder:
     Writes go through the group commit (`ledger_write`), so concurrent runs share transactions.
     Inside `batch()`, the writes the current task makes wait and go together as one write (how a
     run, or an agent, starts and finishes); its events are numbered, stored and published when it
-    ends, so that concurrent agents of the run, writing meanwhile, never see seq go backwards."""
+    ends, so that concurrent agents of the run, writing meanwhile, never see seq go backwards.
+
+    A batch with `defer` made by the run's work task itself (`defer_in`) waits longer: it goes with
+    the run's next write, whichever task makes it, first in the same transaction. An agent running
+    in the work task so starts in its first LLM call's write and ends in the run's last write (the
+    supervisor's end of the run). Every write of the run carries what waits, and a write made
+    while another one carries it queues behind that one, so nothing stored refers to a row that
+    is not. (Batches of other tasks, a parallel step's agents, are stored when they end: their
+    order against the task that awaits them must not change.)"""
 
     def __init__(self, run: Run, *, next_seq: int = 1, history: RunHistory | None = None):
         self.run = run
@@ -85,6 +94,9 @@ class RunRecorder:
         self._open_spans: dict[str, tuple[dt.datetime, dict[str, Any]]] = {}
         self.history = history
         self._closed_before: set[str] = set()  # steps of an earlier execution, finished there
+        self._deferring: asyncio.Task | None = None  # the run's work task (see `defer_in`)
+        self._deferred: list[Callable[[], Any] | RunEvent] = []
+        self._carrying = False  # a write carrying deferred batches is on its way to the database
 
     @classmethod
     async def resume(cls, run: Run) -> RunRecorder:
@@ -100,35 +112,68 @@ class RunRecorder:
         recorder.span_track(history.root)
         return recorder
 
+    def defer_in(self, task: asyncio.Task) -> None:
+        """`task` executes the run's work: its batches with `defer` may wait (see the class doc)."""
+        self._deferring = task
+
     @contextlib.asynccontextmanager
-    async def batch(self, *, guard: Guard | None = None, lock: RowLock | None = None):
-        """With `guard`: it runs first in the batch's transaction (after the row `lock` is taken),
-        and an error it returns means nothing of the batch is stored; the error is raised."""
+    async def batch(self, *, defer: bool = False, guard: Guard | None = None, lock: RowLock | None = None):
+        """With `defer`, made by the work task: stored with its next write (see the class doc).
+        With `guard`: it runs first in the batch's transaction (after the row `lock` is taken), and
+        an error it returns means nothing of the batch is stored; the error is raised."""
         items: list[Callable[[], Any] | RunEvent] = []
         token = _current_batch.set((self, asyncio.current_task(), items))
         try:
             yield
         finally:
             _current_batch.reset(token)
+        if defer and self._deferring is not None and asyncio.current_task() is self._deferring:
+            self._deferred.extend(items)
+            return
+        await self._store(items, guard=guard, lock=lock)
+
+    async def write(self, write: Callable[[], R]) -> R | None:
+        """One database write: now (its result), or with the current task's batch (None)."""
+        batch = self._current_batch()
+        if batch is not None:
+            batch.append(write)
+            return None
+        if self._carries():
+            return await self._store([write])
+        return await ledger_write(write)
+
+    def _carries(self) -> bool:
+        """Whether a write made now goes through `_store`: deferred batches wait, or one carrying
+        them is being stored (see the class doc)."""
+        return bool(self._deferred) or self._carrying
+
+    async def _store(self, items, *, guard: Guard | None = None, lock: RowLock | None = None) -> Any:
+        """Stores `items` (writes and events, in order) in one ledger write, after the deferred
+        batches it carries; numbers the events and publishes them once stored. Returns what the
+        last write returned. A write that fails leaves no gap in seq, and what it carried waits
+        for the next one."""
         async with self._seq_lock:
+            carried, self._deferred = self._deferred, []
+            self._carrying = bool(carried)
+            items = [*carried, *items]
             events = [item for item in items if isinstance(item, RunEvent)]
             for offset, event in enumerate(events):
                 event.seq = self._next_seq + offset
             writes = [functools.partial(row_insert, i) if isinstance(i, RunEvent) else i for i in items]
-            refusal = await ledger_write(functools.partial(_in_order, writes, guard), lock=lock)
+            try:
+                refusal, result = await ledger_write(functools.partial(_in_order, writes, guard), lock=lock)
+            except BaseException:
+                self._deferred[:0] = carried
+                raise
+            finally:
+                self._carrying = False
             if refusal is not None:
+                self._deferred[:0] = carried
                 raise refusal
             self._next_seq += len(events)  # only once stored: a write that failed leaves no gap
             for event in events:
                 await publish_run_event(self.run.pk, event_frame(event))
-
-    async def write(self, write: Callable[[], Any]) -> None:
-        """One database write: now, or with the current task's batch."""
-        batch = self._current_batch()
-        if batch is not None:
-            batch.append(write)
-        else:
-            await ledger_write(write)
+            return result
 
     def _current_batch(self) -> list[Callable[[], Any] | RunEvent] | None:
         current = _current_batch.get()
@@ -226,27 +271,25 @@ class RunRecorder:
             return
         # Numbering, storing and publishing under one lock: concurrent agents' events reach the
         # group in seq order, which is what followers deduplicate by.
-        async with self._seq_lock:
-            event.seq = self._next_seq
-            await ledger_write(functools.partial(row_insert, event))
-            self._next_seq += 1  # only once stored: a write that failed leaves no gap
-            await publish_run_event(self.run.pk, event_frame(event))
+        await self._store([event])
 
     async def heartbeat(self) -> None:
-        await ledger_write(functools.partial(row_update, Run, self.run.pk, heartbeat_at=timezone.now()))
+        await self.write(functools.partial(row_update, Run, self.run.pk, heartbeat_at=timezone.now()))
 
 
 def _unchanged() -> None:
     """The write of a span close that changes nothing."""
 
 
-def _in_order(writes: list[Callable[[], Any]], guard: Guard | None = None) -> Exception | None:
+def _in_order(writes: list[Callable[[], Any]], guard: Guard | None = None) -> tuple[Exception | None, Any]:
+    """The writes, in order, unless `guard` refuses: (its refusal or None, the last write's result)."""
     refusal = guard() if guard is not None else None
     if refusal is not None:
-        return refusal
+        return refusal, None
+    result = None
     for write in writes:
-        write()
-    return None
+        result = write()
+    return None, result
 
 
 def event_frame(event: RunEvent) -> dict[str, Any]:

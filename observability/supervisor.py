@@ -216,6 +216,7 @@ async def run_attempt(
     perf_counter time its execution time counts from. Ends the run as `run_execute` says."""
     # The work runs in its own task, so a cancel stops the work while this coroutine records it.
     work_task = asyncio.create_task(work(recorder, root))
+    recorder.defer_in(work_task)  # an agent of the work task ends with the run, in one write
     _active_runs[run.pk] = work_task
     watcher = asyncio.create_task(_watch(recorder, work_task))
     try:

@@ -20,7 +20,7 @@ from django.db.models import Q
 from observability import metrics
 from observability.models import Span
 from observability.rows import row_insert
-from observability.writer import batch_cached, ledger_write
+from observability.writer import batch_cached
 from providers.budgets import Budget, Hold, budget_reserve, budget_settle
 from providers.config_cache import provider_cached
 from providers.llm import pricing
@@ -93,7 +93,9 @@ class StudioGateway:
 
     A call is two ledger writes: before it, the config lookup, the reservation and the opened
     `llm` span; after it, the settlement and the closed span. Each is one write of the group
-    commit, so the reservation and its span (and the settlement and its span) are stored together."""
+    commit, so the reservation and its span (and the settlement and its span) are stored together;
+    they go through the run's recorder, so an agent's start waiting for the run's next write
+    (`RunRecorder.batch(defer=True)`) is stored with its first call's reservation."""
 
     def __init__(self, *, run, recorder):
         self.run = run
@@ -121,7 +123,7 @@ class StudioGateway:
             raise
 
     async def _begin(self, call: LLMCall) -> _Prepared:
-        prepared = await ledger_write(functools.partial(self._prepare, call))
+        prepared = await self.recorder.write(functools.partial(self._prepare, call))
         if isinstance(prepared, LLMError):
             raise prepared
         self.recorder.span_track(prepared.span)
@@ -213,7 +215,7 @@ class StudioGateway:
                 "warnings": list(warnings),
             },
         )
-        await ledger_write(functools.partial(_settle_and_close, prepared.holds, cost, close))
+        await self.recorder.write(functools.partial(_settle_and_close, prepared.holds, cost, close))
         metrics.llm_call_completed(prepared.settings.kind, prepared.model, completion, cost)
         return dataclasses.replace(completion, cost_usd=cost, warnings=tuple(warnings))
 
@@ -237,7 +239,7 @@ class StudioGateway:
             attributes={"error_code": code},
             error=error,
         )
-        await ledger_write(functools.partial(_settle_and_close, prepared.holds, Decimal(0), close))
+        await self.recorder.write(functools.partial(_settle_and_close, prepared.holds, Decimal(0), close))
         metrics.llm_call_failed(prepared.settings.kind, prepared.model, cancelled=cancelled)
 
 

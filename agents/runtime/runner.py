@@ -42,7 +42,7 @@ async def run_agent(
     `key`, the call's place in its run, is recorded on the span with the output: see `replaying`).
     `mcp` calls the MCP tools of a react agent (and of its tool agents)."""
     started = time.perf_counter()
-    async with recorder.batch():  # the span and the first event: one write
+    async with recorder.batch(defer=True):  # the span and the first event: with the first LLM call
         span_id = await recorder.span_open(
             kind="agent",
             name=spec.name,
@@ -157,7 +157,7 @@ async def _succeed(
         "cost_usd": float(execution.cost_usd),
         "execution_time_ms": round(elapsed_ms, 3),
     }
-    async with execution.recorder.batch():  # the span's close and the last event: one write
+    async with execution.recorder.batch(defer=True):  # the span's close and the last event: one write
         await _close(execution, "completed", attributes=attributes, output=outcome.output)
         await execution.recorder.emit("agent.completed", agent_id=spec.agent_id, data=data)
     if breaker is not None:
@@ -176,7 +176,7 @@ async def _succeed(
 async def _fail(execution: Execution, error: AgentError, breaker: CircuitBreaker | None) -> None:
     agent_id = execution.spec.agent_id
     data = _failure(error.code, error.message)
-    async with execution.recorder.batch():
+    async with execution.recorder.batch(defer=True):
         attributes = {"code": error.code, "status": error.status}  # what replaying it raises again
         await _close(execution, "failed", error=error.message, attributes=attributes)
         await execution.recorder.emit("agent.failed", agent_id=agent_id, data=data)

@@ -225,7 +225,9 @@ class Recorder(Protocol):
 
     async def emit(self, type: str, *, agent_id: str | None = None, data: Mapping[str, Any]) -> None: ...
 
-    def batch(self) -> AbstractAsyncContextManager[None]:
-        """Within it, spans and events are stored together when it ends (events published then).
-        By default nothing waits: each is stored as it is made, which is as correct, only slower."""
+    def batch(self, *, defer: bool = False) -> AbstractAsyncContextManager[None]:
+        """Within it, spans and events are stored together when it ends (events published then);
+        with `defer`, they may wait for the run's next write and go with it (where the sink allows
+        it, see observability.recorder). By default nothing waits: each is stored as it is made,
+        which is as correct, only slower."""
         return nullcontext()
