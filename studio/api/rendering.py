@@ -112,7 +112,9 @@ def _plan_of(prototype: serializers.BaseSerializer) -> tuple | None:
         if isinstance(field, serializers.SerializerMethodField):
             plan.append((field.field_name, field.method_name, _METHOD, None))
         elif _context_free(field):
-            attribute = field.source_attrs[0] if len(field.source_attrs) == 1 else None
+            # One attribute, read as Field.get_attribute reads it (a get_attribute of its own is called).
+            own_read = type(field).get_attribute is not drf_fields.Field.get_attribute
+            attribute = field.source_attrs[0] if len(field.source_attrs) == 1 and not own_read else None
             plan.append((field.field_name, attribute, field, _converter(field)))
         else:
             return None

@@ -159,3 +159,19 @@ def test_every_list_of_the_api_is_compared_with_drfs_rendering(api_client):
             if method == "get" and "Paginated" in media["schema"].get("$ref", ""):
                 paginated.add(path)
     assert paginated == LISTS
+
+
+class Doubled(serializers.IntegerField):
+    context_free = True  # reads only the instance: on the plan, with its own get_attribute
+
+    def get_attribute(self, instance):
+        return super().get_attribute(instance) * 2
+
+
+class WithAReadingOfItsOwn(RenderedFields, serializers.Serializer):
+    n = Doubled()
+
+
+def test_a_context_free_field_of_ours_renders_on_the_plan_with_its_own_methods():
+    assert WithAReadingOfItsOwn.render_plan() is not None
+    assert WithAReadingOfItsOwn({"n": 2}).data == {"n": 4}
