@@ -167,7 +167,7 @@ class MetricSeriesSerializer(serializers.Serializer):
     points = MetricPointSerializer(many=True)
 
 
-class UsageTotalsSerializer(serializers.Serializer):
+class UsageTotalsSerializer(RenderedFields, serializers.Serializer):
     executions = serializers.IntegerField()
     cost_usd = serializers.DecimalField(max_digits=20, decimal_places=10)
     tokens = serializers.IntegerField()
@@ -182,7 +182,7 @@ class UsageDaySerializer(UsageTotalsSerializer):
     date = serializers.DateField()
 
 
-class UsageSerializer(serializers.Serializer):
+class UsageSerializer(RenderedFields, serializers.Serializer):
     period = serializers.CharField()
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
@@ -193,7 +193,7 @@ class UsageSerializer(serializers.Serializer):
     by_day = UsageDaySerializer(many=True)
 
 
-class AgentUsageSerializer(serializers.Serializer):
+class AgentUsageSerializer(RenderedFields, serializers.Serializer):
     agent_id = serializers.CharField()
     name = serializers.CharField(allow_null=True)
     period = serializers.CharField()
