@@ -5,7 +5,8 @@ have their own script, benchmarks/deployment_cost.py (beside LiteLLM's proxy).
 Measured with `wrk` (C, little CPU of its own; `apt-get install wrk`), one endpoint after another,
 each after a warm-up. The server's CPU time is read from /proc (utime + stime of every server
 process and its children) before and after, so the figure per request holds on a busy machine
-where req/s does not.
+where req/s does not; each row ends with the machine's load average (a shared machine inflates
+even CPU per request: compare rows of one run).
 
     .venv/bin/python -m benchmarks.request_cost                     # SQLite, 1 and 2 processes
     .venv/bin/python -m benchmarks.request_cost --database-url postgres://postgres@127.0.0.1:5432/bench_cost
@@ -125,6 +126,7 @@ class Round:
     p50_ms: float
     cpu_ms: float
     errors: int
+    load: float  # the machine's 1-minute load average at the end of the round
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -165,7 +167,7 @@ def measure(
     before = servers.cpu_s()
     result = wrk(servers.url + path, seconds=args.seconds, **options)
     cpu_ms = (servers.cpu_s() - before) * 1000 / max(1, result["requests"])
-    return Round(label, result["rps"], result["p50_ms"], cpu_ms, result["errors"])
+    return Round(label, result["rps"], result["p50_ms"], cpu_ms, result["errors"], os.getloadavg()[0])
 
 
 def set_up(url: str, fake_base_url: str) -> tuple[str, str, str]:
@@ -225,10 +227,11 @@ def main() -> None:
     with FakeOpenAIProcess(latency_s=0.1) as fake:
         for processes in args.processes:
             print(f"\n{database}, {args.server}, {processes} process(es), wrk -t2 -c10 -d{args.seconds:g}s")
-            print(f"{'request':<40} {'req/s':>8} {'p50 ms':>8} {'CPU ms/req':>11} {'errors':>7}")
+            print(f"{'request':<40} {'req/s':>8} {'p50 ms':>8} {'CPU ms/req':>11} {'errors':>7} {'load':>5}")
             for row in run(args, processes, fake):
                 print(
-                    f"{row.label:<40} {row.rps:8.1f} {row.p50_ms:8.1f} {row.cpu_ms:11.2f} {row.errors:7d}",
+                    f"{row.label:<40} {row.rps:8.1f} {row.p50_ms:8.1f} {row.cpu_ms:11.2f} {row.errors:7d}"
+                    f" {row.load:5.1f}",
                     flush=True,
                 )
 
