@@ -9,7 +9,10 @@ returns as it was on its own.
 
 One waiting caller leads each batch and runs it on its own sync thread (under a request, the
 request's thread, which lives as long as the caller waits); when it is done, the next waiting
-caller leads the writes that queued meanwhile. No task outlives its callers.
+caller leads the writes that queued meanwhile. No task outlives its callers. A caller holds its
+database connection before it joins a batch (`studio.background.connection_take`): a leader that
+still had to take one from an exhausted pool, while the callers holding the pool's connections
+wait on its batch, would stop the process.
 
 The rules a write (the `fn` handed to `ledger_write`) must keep, because of that sharing:
 
@@ -47,10 +50,11 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import connection, connections, models, transaction
 
 from observability.loops import loop_local
 from observability.rows import rows_lock
+from studio.background import connection_take
 
 R = TypeVar("R")
 RowLock = tuple[type[models.Model], Any]  # a row a write needs locked before it runs: (model, pk)
@@ -83,6 +87,8 @@ class GroupCommit:
         self._leading = False
 
     async def write(self, fn: Callable[[], R], lock: RowLock | None = None) -> R:
+        if connections["default"].connection is None:  # a request's first query may be its write
+            await sync_to_async(connection_take)()
         entry = _Write(fn, lock, self._loop)
         self._queue.append(entry)
         if not self._leading:

@@ -58,7 +58,7 @@ def _started(coroutine: Awaitable[T], name: str) -> asyncio.Task[T]:
 
 async def _with_own_connections(work: Callable[..., Awaitable[T]], args: tuple) -> T:
     async with ThreadSensitiveContext():
-        await sync_to_async(_connect)()
+        await sync_to_async(connection_take)()
         try:
             return await work(*args)
         finally:
@@ -66,13 +66,14 @@ async def _with_own_connections(work: Callable[..., Awaitable[T]], args: tuple) 
             await sync_to_async(connections.close_all)()
 
 
-def _connect() -> None:
-    """Takes the task's connection before its work starts, for two reasons. Django keeps
-    connections in the context copy-on-write, so tasks the work starts later (heartbeats, ledger
-    writes) share this one instead of each opening one that nothing closes. And a task holds its
-    connection before it joins a group commit (as a request does from its first query): a batch's
-    leader that still had to take one from an exhausted pool, while the tasks holding the pool's
-    connections wait on that batch, would deadlock the process."""
+def connection_take() -> None:
+    """Takes the context's database connection, waiting while the pool is exhausted. Background
+    work takes it before it starts, for two reasons. Django keeps connections in the context
+    copy-on-write, so tasks the work starts later (heartbeats, ledger writes) share this one
+    instead of each opening one that nothing closes. And a caller holds its connection before it
+    joins a group commit (the ledger writer makes sure of it): a batch's leader that still had to
+    take one from an exhausted pool, while the tasks holding the pool's connections wait on that
+    batch, would deadlock the process."""
     while True:
         try:
             connections["default"].ensure_connection()
@@ -80,9 +81,9 @@ def _connect() -> None:
         except OperationalError as error:
             if not isinstance(error.__cause__, PoolTimeout):
                 raise
-            # Background work queues for a connection rather than failing: requests hold theirs
-            # only briefly, and this task holds nothing while it waits.
-            logger.warning("Background work waits for a database connection (pool exhausted)")
+            # Queue for a connection rather than fail: requests hold theirs only briefly, and
+            # the caller holds nothing while it waits.
+            logger.warning("Waiting for a database connection (pool exhausted)")
 
 
 def _finished(task: asyncio.Task) -> None:
