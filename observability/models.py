@@ -127,6 +127,9 @@ class Run(models.Model):
     # Executions of the run so far: 1 once started, one more each time it resumes after its process
     # died (observability.replay); past settings.RUN_MAX_ATTEMPTS it fails instead.
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The caller's finish hook (`observability.queue.finished_dump`: {"hook", "args"}), applied by
+    # whichever execution ends the run: a run that waits for an approval ends in another one.
+    finished_hook = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

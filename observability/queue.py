@@ -6,7 +6,9 @@ run is queued without a job and no job names a run that is not there; a synchron
 waits for the run's final event (`run_completion`). A worker (`observability.tasks.execute_run`)
 rebuilds the run's work from the row through the rebuilder its kind registered
 (`run_rebuilder`), and reports the end to the finish hook the caller named (`finished_hook`):
-work and callbacks are closures in the web process, only data crosses to the worker.
+work and callbacks are closures in the web process, only data crosses to the worker. The run's row
+keeps the hook too (`Run.finished_hook`, inline as well), for the execution that ends a run which
+waited for an approval.
 
 The ledger imports nothing above it, so the apps that know how to run things register here:
 agents (`agent_test` runs), orchestrations and deployments, from their `tasks` modules, which
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -102,6 +105,16 @@ def finished_dump(on_finished) -> dict[str, Any] | None:
     return {"hook": name, "args": list(args)}
 
 
+def finished_kept(on_finished) -> dict[str, Any] | None:
+    """What an inline run's row keeps of `on_finished` (`Run.finished_hook`): its `finished_dump`,
+    or None for a closure, which only the execution it was given to can apply (a run that waits
+    for an approval ends in another, perhaps in another process)."""
+    try:
+        return finished_dump(on_finished)
+    except TypeError:
+        return None
+
+
 def finished_load(data: Mapping[str, Any] | None):
     """The callback `finished_dump` described (None for none; LookupError for an unknown hook)."""
     if not data:
@@ -116,7 +129,7 @@ def run_enqueue(draft, *, name: str, stream: bool, on_finished=None) -> Run:
 
     finished = finished_dump(on_finished)
     with transaction.atomic():
-        run = run_admit(draft)
+        run = run_admit(dataclasses.replace(draft, finished_hook=finished))
         execute_run.configure(queueing_lock=run.pk).defer(
             run_id=run.pk, name=name, stream=stream, finished=finished, deferred_at=time.time()
         )

@@ -10,7 +10,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -112,6 +112,7 @@ class RunDraft:
     agent_id: str = ""
     orchestration_id: str = ""
     deployment_id: str = ""
+    finished_hook: Mapping[str, Any] | None = None  # stored by `run_start` (see Run.finished_hook)
 
 
 Work = Callable[[RunRecorder, str], Awaitable[RunOutcome]]
@@ -132,18 +133,20 @@ async def run_start(
     nothing stored), then executes `work` as the run. Awaited here by default: the finished run and
     its outcome, or RunFailed. With `background`, executed on its own (it goes on when its client
     leaves) and the stored run returned at once (outcome None). Either way `on_finished` learns how
-    the run ended.
+    the run ended; a run that waits for an approval ends in another execution, which applies the
+    hook its row keeps (a `finished_hook`: a closure is not kept).
 
     With `STUDIO_EXECUTION=queue` the run is a job instead (`observability.queue`): a worker
     rebuilds `work` from the stored run (`stream`: whether it streams the model's text), and
     `on_finished` must be a `finished_hook` the worker can apply; awaited, this waits for the
     run's end and answers the same."""
-    if settings.EXECUTION == "queue":
-        from observability.queue import run_completion, run_enqueue  # it imports this module
+    from observability.queue import finished_kept, run_completion, run_enqueue  # it imports this module
 
+    if settings.EXECUTION == "queue":
         run = await sync_to_async(run_enqueue)(draft, name=name, stream=stream, on_finished=on_finished)
         return (run, None) if background else await run_completion(run)
     started = time.perf_counter()
+    draft = replace(draft, finished_hook=finished_kept(on_finished))
     run, recorder, root = await _run_open(draft, name)
     execution = functools.partial(run_attempt, run, recorder, root, work, started=started)
     if background:
@@ -184,14 +187,15 @@ async def _execute_reporting(
 async def _reporting(
     execution: Callable[[], Awaitable[tuple[Run, RunOutcome]]], on_finished: Finished | None
 ) -> tuple[Run, RunOutcome]:
-    """The run's execution, then `on_finished(None or the RunFailed)` (not when its task is cancelled)."""
+    """The run's execution, then `on_finished(None or the RunFailed)`: not when its task is
+    cancelled or the run waits, nor for a run that had ended before (a resume's outcome None)."""
     try:
         executed = await execution()
     except RunFailed as failed:
         if on_finished is not None:
             on_finished(failed)
         raise
-    if on_finished is not None:
+    if on_finished is not None and executed[1] is not None:
         on_finished(None)
     return executed
 

@@ -16,6 +16,7 @@ old."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -42,6 +43,7 @@ from observability.supervisor import (
     RunHandedBack,
     RunWaiting,
     _execute_reporting,
+    _reporting,
     run_cancel_requested,
     run_hand_back,
 )
@@ -136,14 +138,7 @@ async def _resume(run: Run, work, name: str, on_finished) -> None:
     """A run already started by a worker that died or handed it back: resumed where it was
     (past STUDIO_RUN_MAX_ATTEMPTS executions it fails instead, see `run_resume`)."""
     metrics.run_resumed()
-    try:
-        _, outcome = await run_resume(run, work, name=name)
-    except RunFailed as failed:
-        if on_finished is not None:
-            on_finished(failed)
-        raise
-    if outcome is not None and on_finished is not None:  # None: it had ended meanwhile
-        on_finished(None)
+    await _reporting(functools.partial(run_resume, run, work, name=name), on_finished)
 
 
 # --- periodic work, once per period across the pool ---------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 from typing import Any
 
@@ -37,10 +38,17 @@ from django.utils import timezone
 from agents.runtime.approvals import ApprovalDecision, ApprovalRequest, approval_gate_register
 from observability.loops import loop_local
 from observability.models import Run, Span
-from observability.queue import queue_enabled
+from observability.queue import finished_load, queue_enabled
 from observability.recorder import RunRecorder, jsonable
 from observability.signals import ledger_event_asend
-from observability.supervisor import _span_totals, run_abandoned_announce, waiting_cancel_register
+from observability.supervisor import (
+    RunFailed,
+    RunWaiting,
+    _reporting,
+    _span_totals,
+    run_abandoned_announce,
+    waiting_cancel_register,
+)
 from orchestrations.models import Approval
 from studio.api.errors import ApiError
 from studio.audit import audit_record
@@ -345,6 +353,9 @@ async def _waiting_run_ended(run: Run, approvals: list[Approval]) -> None:
         await recorder.emit("approval.resolved", agent_id=agent_id, data=approval_event_data(approval))
         await _announce("approval.resolved", approval)
     await run_abandoned_announce(run)  # the final run.failed (status cancelled), metrics, webhooks
+    on_finished = finished_load(run.finished_hook)
+    if on_finished is not None:  # as for a running run cancelled (`_reporting`)
+        on_finished(RunFailed(run, RUN_CANCELLED["code"], RUN_CANCELLED["message"], 409))
 
 
 # --- resuming ----------------------------------------------------------------------------------
@@ -364,13 +375,15 @@ async def run_continue(run: Run) -> None:
 
 
 async def _resume_inline(run_id: str) -> None:
+    """The run resumed to its end (or its next pause), reported to the finish hook its row keeps,
+    as a worker's resume reports it (`observability.tasks`)."""
     from observability.replay import run_resume
-    from observability.supervisor import RunFailed, RunWaiting
 
     run = await Run.objects.aget(pk=run_id)
     root = await Span.objects.filter(run_id=run_id, kind=Span.Kind.RUN, parent_id=None).afirst()
+    execution = functools.partial(run_resume, run, _rebuilt_work(run), name=root.name if root else run.kind)
     with contextlib.suppress(RunFailed, RunWaiting):  # recorded
-        await run_resume(run, _rebuilt_work(run), name=root.name if root else run.kind)
+        await _reporting(execution, finished_load(run.finished_hook))
 
 
 def _rebuilt_work(run: Run):
@@ -389,7 +402,8 @@ def _rebuilt_work(run: Run):
 
 
 def _defer_again(run: Run) -> None:
-    """A new job of the run, with the arguments of its last one (its name, streaming, finish hook)."""
+    """A new job of the run, with the arguments of its last one (its name, streaming) and the
+    finish hook its row keeps."""
     from procrastinate.contrib.django.models import ProcrastinateJob
 
     from observability.queue import EXECUTE_RUN_TASK
@@ -400,8 +414,8 @@ def _defer_again(run: Run) -> None:
         .order_by("-id")
         .first()
     )
-    args = dict(last.args) if last is not None else {"name": run.kind, "stream": False, "finished": None}
-    args.update(run_id=run.pk, deferred_at=timezone.now().timestamp())
+    args = dict(last.args) if last is not None else {"name": run.kind, "stream": False}
+    args.update(run_id=run.pk, finished=run.finished_hook, deferred_at=timezone.now().timestamp())
     execute_run.configure(queueing_lock=run.pk).defer(**args)
 
 

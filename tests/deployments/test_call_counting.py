@@ -58,3 +58,57 @@ async def test_a_call_is_counted_once_when_its_run_ends(admin_user, suffix):
     await counted_becomes("failed", failed + 1)
     await asyncio.sleep(0.2)
     assert (counted("completed"), counted("failed")) == (completed + 1, failed + 1)
+
+
+async def waiting_call(admin_user, name: str):
+    """A call to a deployed orchestration whose first step waits for an approval: its run, waiting."""
+    from deployments.services import deployment_create
+    from observability.models import Run
+    from orchestrations.models import Approval
+    from tests.deployments.helpers import answering_agent
+    from tests.orchestrations.helpers import make_orchestration
+
+    first = await sync_to_async(answering_agent)(admin_user.organization, name="First")
+    second = await sync_to_async(answering_agent)(admin_user.organization, name="Second")
+    orchestration = await sync_to_async(make_orchestration)(
+        admin_user.organization, "sequential", [first, second], config_yaml="approval: {after: 0}"
+    )
+    _, key = await sync_to_async(deployment_create)(
+        user=admin_user, orchestration_id=orchestration.pk, name=name
+    )
+    response = await call(name, key)
+    assert response.status_code == 202 and response.json()["status"] == "waiting", response.content
+    run = await Run.objects.aget(pk=response.json()["run_id"])
+    return run, await Approval.objects.aget(run=run)
+
+
+async def test_a_call_whose_run_waits_is_counted_once_when_it_ends_after_the_approval(admin_user):
+    """Inline, the execution that pauses ends without the call's hook, and the decision resumes the
+    run in another task (perhaps another process): the hook comes from the run's row."""
+    from orchestrations.approvals import approval_decide
+
+    completed = counted("completed")
+    run, approval = await waiting_call(admin_user, "approved")
+    await asyncio.sleep(0.2)
+    assert counted("completed") == completed  # waiting: not ended, not counted
+
+    await sync_to_async(approval_decide)(user=admin_user, approval=approval, decision="approve")
+
+    await run.arefresh_from_db()
+    assert run.status == "completed", run.error
+    await counted_becomes("completed", completed + 1)
+    await asyncio.sleep(0.2)
+    assert counted("completed") == completed + 1
+
+
+async def test_a_call_whose_waiting_run_is_cancelled_is_counted_failed(admin_user):
+    from observability.supervisor import run_cancel
+
+    failed = counted("failed")
+    run, _ = await waiting_call(admin_user, "cancelled")
+
+    assert await sync_to_async(run_cancel)(run)
+
+    await run.arefresh_from_db()
+    assert run.status == "cancelled"
+    await counted_becomes("failed", failed + 1)
