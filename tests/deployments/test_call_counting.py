@@ -60,22 +60,27 @@ async def test_a_call_is_counted_once_when_its_run_ends(admin_user, suffix):
     assert (counted("completed"), counted("failed")) == (completed + 1, failed + 1)
 
 
-async def waiting_call(admin_user, name: str):
-    """A call to a deployed orchestration whose first step waits for an approval: its run, waiting."""
+def approving_deployment(user, name: str) -> str:
+    """A deployed orchestration whose first step waits for an approval: its key."""
     from deployments.services import deployment_create
-    from observability.models import Run
-    from orchestrations.models import Approval
     from tests.deployments.helpers import answering_agent
     from tests.orchestrations.helpers import make_orchestration
 
-    first = await sync_to_async(answering_agent)(admin_user.organization, name="First")
-    second = await sync_to_async(answering_agent)(admin_user.organization, name="Second")
-    orchestration = await sync_to_async(make_orchestration)(
-        admin_user.organization, "sequential", [first, second], config_yaml="approval: {after: 0}"
+    first = answering_agent(user.organization, name="First")
+    second = answering_agent(user.organization, name="Second")
+    orchestration = make_orchestration(
+        user.organization, "sequential", [first, second], config_yaml="approval: {after: 0}"
     )
-    _, key = await sync_to_async(deployment_create)(
-        user=admin_user, orchestration_id=orchestration.pk, name=name
-    )
+    _, key = deployment_create(user=user, orchestration_id=orchestration.pk, name=name)
+    return key
+
+
+async def waiting_call(admin_user, name: str):
+    """A call to an approving deployment: its run, waiting, and the approval it waits for."""
+    from observability.models import Run
+    from orchestrations.models import Approval
+
+    key = await sync_to_async(approving_deployment)(admin_user, name)
     response = await call(name, key)
     assert response.status_code == 202 and response.json()["status"] == "waiting", response.content
     run = await Run.objects.aget(pk=response.json()["run_id"])

@@ -93,3 +93,31 @@ async def test_the_periodic_task_expires_an_overdue_approval(member, queued):
 
     await run.arefresh_from_db()
     assert run.status == Run.Status.FAILED and run.error["code"] == "approval_expired"
+
+
+async def test_a_deployment_call_is_counted_when_its_resumed_run_ends_though_its_job_is_gone(
+    admin_user, queued
+):
+    """The call's finish hook is kept by the run's row, not only by the job that started it: a
+    resumed run whose first job was pruned meanwhile is counted all the same."""
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    from tests.deployments.test_call_counting import approving_deployment, call, counted
+
+    completed = counted("completed")
+    key = await sync_to_async(approving_deployment)(admin_user, "approved-queued")
+    started = await call("approved-queued", key, "?async=1")
+    assert started.status_code == 202, started.content
+    run = await Run.objects.aget(pk=started.json()["run_id"])
+    await work_off(RUNS_QUEUE)
+    await run.arefresh_from_db()
+    assert run.status == Run.Status.WAITING and counted("completed") == completed
+    await ProcrastinateJob.objects.filter(queueing_lock=run.pk).adelete()
+
+    approval = await Approval.objects.aget(run=run)
+    await sync_to_async(approval_decide)(user=admin_user, approval=approval, decision="approve")
+    await work_off(RUNS_QUEUE)
+
+    await run.arefresh_from_db()
+    assert run.status == Run.Status.COMPLETED, run.error
+    assert counted("completed") == completed + 1
