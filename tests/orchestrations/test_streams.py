@@ -278,7 +278,8 @@ async def test_a_quiet_run_stream_stays_open(member):
 
 
 async def test_a_runs_stream_cannot_execute(member):
-    orchestration, _, _ = await sync_to_async(_router)(member)
+    # The run is still going when the follower's frame comes (a finished run's stream closes).
+    orchestration, _, _ = await sync_to_async(_router)(member, latency_ms=1000)
     runner, _, _ = await connect(f"/api/orchestrations/{orchestration.pk}/stream", member)
     await runner.send_json_to({"type": "execute", "input": {"text": "x"}})
     run_id = (await runner.receive_json_from())["run_id"]
