@@ -197,25 +197,36 @@ def approval_decide(*, user, approval: Approval, decision: str, comment: str = "
                 f"This approval is already {locked.status}.",
                 fields={"status": locked.status},
             )
-        locked.status, locked.comment = DECISIONS[decision], comment
-        locked.decided_by, locked.decided_at = user, timezone.now()
-        locked.save(update_fields=["status", "comment", "decided_by", "decided_at"])
-        audit_record(
-            actor=user,
-            organization_id=locked.organization_id,
+        status = DECISIONS[decision]
+        _approval_close(
+            locked,
+            status,
+            comment,
+            by=user,
+            at=timezone.now(),
             operation=f"approval_{decision}",
-            instance=locked,
-            changes={
-                "run_id": locked.run_id,
-                "kind": locked.kind,
-                "status": locked.status,
-                "comment": comment,
-            },
+            changes={"run_id": locked.run_id, "kind": locked.kind, "status": status, "comment": comment},
         )
     from providers.aio import run_sync
 
     run_sync(approval_resolved, locked)
     return locked
+
+
+def _approval_close(
+    approval: Approval, status: str, comment: str, *, at, operation: str, changes, by=None
+) -> None:
+    """Ends a pending approval (a person's decision `by` them, or the system's: expired, cancelled)
+    with its audit row; in the caller's transaction, the approval locked."""
+    approval.status, approval.comment, approval.decided_by, approval.decided_at = status, comment, by, at
+    approval.save(update_fields=["status", "comment", "decided_by", "decided_at"])
+    audit_record(
+        actor=by,
+        organization_id=approval.organization_id,
+        operation=operation,
+        instance=approval,
+        changes=changes,
+    )
 
 
 async def approvals_expire(*, now=None) -> list[Approval]:
@@ -240,13 +251,12 @@ def _expire_due(now) -> list[Approval]:
             )
             if locked is None:
                 continue
-            locked.status, locked.comment, locked.decided_at = Approval.Status.EXPIRED, EXPIRED_COMMENT, now
-            locked.save(update_fields=["status", "comment", "decided_at"])
-            audit_record(
-                actor=None,
-                organization_id=locked.organization_id,
+            _approval_close(
+                locked,
+                Approval.Status.EXPIRED,
+                EXPIRED_COMMENT,
+                at=now,
                 operation="approval_expire",
-                instance=locked,
                 changes={"run_id": locked.run_id, "on_timeout": locked.on_timeout},
             )
         expired.append(locked)
@@ -317,18 +327,13 @@ def _waiting_run_end(run_id: str) -> tuple[Run, list[Approval]] | None:
             return None
         now = timezone.now()
         for approval in approvals:
-            approval.status, approval.comment, approval.decided_at = (
+            _approval_close(
+                approval,
                 Approval.Status.CANCELLED,
                 CANCELLED_COMMENT,
-                now,
-            )
-            approval.save(update_fields=["status", "comment", "decided_at"])
-            audit_record(
-                actor=None,
-                organization_id=approval.organization_id,
+                at=now,
                 operation="approval_cancel",
-                instance=approval,
-                changes={"run_id": run_id, "status": approval.status},
+                changes={"run_id": run_id, "status": Approval.Status.CANCELLED},
             )
         budget_release_run(run_id, status=Run.Status.CANCELLED, error="cancelled")
         Span.objects.filter(run_id=run_id, status=WAITING).update(status=PAUSED)
