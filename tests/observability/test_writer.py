@@ -149,6 +149,8 @@ async def test_a_write_cancelled_while_its_batch_runs_is_made_and_the_cancel_fol
 async def test_a_leader_cancelled_before_its_batch_starts_still_makes_the_batch(gates):
     """The sync thread is busy elsewhere when the leader is cancelled: the batch it took is made
     all the same, and the cancel reaches it afterwards."""
+    # A caller without a connection takes one (on the sync thread) before it joins a batch.
+    await sync_to_async(connection.ensure_connection)()
     elsewhere = gates()
     busy = asyncio.create_task(sync_to_async(elsewhere.hold(lambda: None))())
     await elsewhere.entered.wait()  # the sync thread is taken
