@@ -54,7 +54,12 @@ def row_insert(obj: models.Model) -> None:
 def rows_lock(model: type[models.Model], pks: list[Any]) -> None:
     """Locks the rows of `pks` until the transaction ends, in the order of their keys (so that two
     transactions locking some of the same rows never wait for each other in a cycle). On SQLite,
-    nothing: its transactions begin IMMEDIATE, holding the database's one write lock already."""
+    nothing: its transactions begin IMMEDIATE, holding the database's one write lock already.
+
+    On PostgreSQL the lock is FOR NO KEY UPDATE: it excludes other lockers, but not the KEY SHARE
+    that other transactions' foreign key checks take on the row. With FOR UPDATE, a batch of
+    another process inserting a span of the organization waited for this one, which could be
+    waiting for a budget counter that batch had updated: a deadlock."""
     if not connection.features.has_select_for_update or not pks:
         return
     sql = _lock_sql(model, len(pks), connection.vendor)
@@ -67,7 +72,8 @@ def _lock_sql(model: type[models.Model], count: int, vendor: str) -> str:
     quote = connection.ops.quote_name
     table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
     keys = ", ".join(["%s"] * count)
-    return f"SELECT 1 FROM {table} WHERE {pk} IN ({keys}) ORDER BY {pk} FOR UPDATE"  # noqa: S608
+    mode = "FOR NO KEY UPDATE" if vendor == "postgresql" else "FOR UPDATE"
+    return f"SELECT 1 FROM {table} WHERE {pk} IN ({keys}) ORDER BY {pk} {mode}"  # noqa: S608
 
 
 def row_update(model: type[models.Model], pk: Any, **changes: Any) -> int:

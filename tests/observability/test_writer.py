@@ -253,6 +253,38 @@ def locked_elsewhere(organization_ids) -> set[str]:
     return locked
 
 
+def key_shareable_elsewhere(organization_id) -> bool:
+    """Whether another connection can take the lock a foreign key check takes on the row now."""
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM accounts_organization WHERE id = %s FOR KEY SHARE NOWAIT", [organization_id]
+            )
+        return True
+    except DatabaseError:
+        return False
+    finally:
+        other.close()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's transactions hold its one write lock")
+async def test_a_row_a_batch_locks_still_takes_other_transactions_foreign_keys(ledger_group_commit):
+    """A run's admission locks its organization's row for its whole batch, while other processes'
+    batches insert rows that reference it (their foreign key checks take KEY SHARE on it). Under
+    FOR UPDATE they waited for this batch, which could itself wait for a budget counter they had
+    updated: two server processes deadlocked under load (benchmarks/README.md, Deployment calls)."""
+    organization = await sync_to_async(make_organization)(name="admitting")
+    seen = {}
+
+    def probe():
+        seen["key share"] = key_shareable_elsewhere(organization.pk)
+        seen["locked"] = locked_elsewhere([organization.pk])
+
+    await ledger_write(probe, lock=(Organization, organization.pk))
+    assert seen == {"key share": True, "locked": {organization.pk}}  # admissions still wait
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's transactions hold its one write lock")
 async def test_the_rows_a_batchs_writes_name_are_locked_before_its_first_write(gates, ledger_group_commit):
     """So batches meeting the same rows lock them in one order, never in a cycle."""
