@@ -103,6 +103,7 @@ def _statements() -> tuple[str, str]:
     organization = quote(Run._meta.get_field("organization").column)
     status = quote(Run._meta.get_field("status").column)
     statuses = ", ".join(["%s"] * len(IN_PROGRESS))
-    lock = f"SELECT 1 FROM {organizations} WHERE {quote('id')} = %s FOR UPDATE"  # noqa: S608
+    # NO KEY UPDATE, as observability.rows.rows_lock: other transactions' foreign keys to the row go on.
+    lock = f"SELECT 1 FROM {organizations} WHERE {quote('id')} = %s FOR NO KEY UPDATE"  # noqa: S608
     active = f"SELECT 1 FROM {runs} WHERE {organization} = %s AND {status} IN ({statuses}) LIMIT %s"  # noqa: S608
     return lock, f"SELECT count(*) FROM ({active}) AS in_progress"  # noqa: S608
