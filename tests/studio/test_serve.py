@@ -34,7 +34,13 @@ def served(django_db_blocker):
         "STUDIO_TEST_CACHE_PREFIX": LIVE_CACHE_PREFIX,
         "STUDIO_REAP_EVERY_S": "0",
     }
-    command = [sys.executable, "manage.py", "serve", "--skip-startup", "--workers", "2", "--port", str(port)]
+    # A short graceful timeout: a worker whose WebSocket task is still winding down (the Redis
+    # channel layer's receive can linger after the client closed) is cut off after it, well within
+    # the test's wait, instead of at the default 30 s the wait would race.
+    command = [
+        *(sys.executable, "manage.py", "serve", "--skip-startup", "--workers", "2", "--port", str(port)),
+        *("--graceful-timeout", "5"),
+    ]
     # Its own process group, so that a failed start or a failed test kills its workers too.
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
