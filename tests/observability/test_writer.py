@@ -288,6 +288,9 @@ async def test_a_row_a_batch_locks_still_takes_other_transactions_foreign_keys(l
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's transactions hold its one write lock")
 async def test_the_rows_a_batchs_writes_name_are_locked_before_its_first_write(gates, ledger_group_commit):
     """So batches meeting the same rows lock them in one order, never in a cycle."""
+    # A caller without a connection takes one (on the sync thread) before it joins a batch, and
+    # the writes below would then join as the busy thread lets them, not as one batch.
+    await sync_to_async(connection.ensure_connection)()
     first, second = [await sync_to_async(make_organization)(name=name) for name in ("first", "second")]
     seen = {}
 
