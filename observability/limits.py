@@ -11,7 +11,6 @@ Queued, it is the transaction that defers the run's job (`run_admit`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import TYPE_CHECKING
 
@@ -20,7 +19,7 @@ from django.db import connection, transaction
 
 from accounts.models import Organization
 from observability.models import Run
-from observability.rows import row_insert
+from observability.rows import row_insert, rows_lock
 from observability.writer import RowLock
 from studio.errors import CodedError
 
@@ -51,11 +50,13 @@ def run_admit(draft: RunDraft) -> Run:
     raises RunLimitReached otherwise (nothing is stored), in the caller's transaction if it has one.
     Its one caller is the queue's `run_enqueue`; inline runs are admitted by their first ledger
     write (`run_admission_refusal`)."""
-    limit = settings.MAX_ACTIVE_RUNS_PER_ORG
     with transaction.atomic():
-        if _runs_in_progress(draft.organization_id, up_to=limit) >= limit:
-            raise RunLimitReached(limit)
-        run = Run(**{**dataclasses.asdict(draft), "input": dict(draft.input)})
+        model, pk = run_admission_lock(draft.organization_id)
+        rows_lock(model, [pk])
+        refusal = run_admission_refusal(draft.organization_id)
+        if refusal is not None:
+            raise refusal
+        run = draft.run()
         row_insert(run)
         return run
 
@@ -70,40 +71,28 @@ def run_admission_refusal(organization_id: str) -> RunLimitReached | None:
     when the organization has its cap of runs in progress (returned, not raised: it wrote nothing,
     so it need not roll back the writes it shares a transaction with), else None."""
     limit = settings.MAX_ACTIVE_RUNS_PER_ORG
-    if _runs_in_progress(organization_id, up_to=limit, locked=True) >= limit:
+    if _runs_in_progress(organization_id, up_to=limit) >= limit:
         return RunLimitReached(limit)
     return None
 
 
-def _runs_in_progress(organization_id: str, *, up_to: int, locked: bool = False) -> int:
-    """The organization's runs in progress (counted up to `up_to`), under its row lock (taken here
-    unless the transaction holds it already: `locked`), which serialises the admissions of one
-    organization until the transaction ends (SQLite's write lock does it there). On PostgreSQL the
-    lock and the count go in one round trip, as two statements: the count takes its snapshot once
-    the lock is held, so it sees the run of whoever held it."""
-    lock, count = _statements()
-    count_params = [organization_id, *IN_PROGRESS, up_to]
+def _runs_in_progress(organization_id: str, *, up_to: int) -> int:
+    """The organization's runs in progress, counted up to `up_to`. The transaction holds the
+    organization's row lock (SQLite's write lock does it there), which serialises the admissions
+    of one organization until it ends; the count's snapshot is taken once the lock is held, so it
+    sees the run of whoever held it."""
     with connection.cursor() as cursor:
-        if locked or connection.vendor != "postgresql":
-            cursor.execute(count, count_params)
-        elif connection.settings_dict["OPTIONS"].get("server_side_binding"):  # one statement a call
-            cursor.execute(lock, [organization_id])
-            cursor.execute(count, count_params)
-        else:  # client-side binding (Django's default) sends both statements at once
-            cursor.execute(f"{lock}; {count}", [organization_id, *count_params])
-            cursor.nextset()
+        cursor.execute(_count_sql(), [organization_id, *IN_PROGRESS, up_to])
         return cursor.fetchone()[0]
 
 
 @functools.cache
-def _statements() -> tuple[str, str]:
-    """The lock of an organization's row, and the bounded count of its runs in progress."""
+def _count_sql() -> str:
+    """The bounded count of an organization's runs in progress."""
     quote = connection.ops.quote_name
-    organizations, runs = quote(Organization._meta.db_table), quote(Run._meta.db_table)
+    runs = quote(Run._meta.db_table)
     organization = quote(Run._meta.get_field("organization").column)
     status = quote(Run._meta.get_field("status").column)
     statuses = ", ".join(["%s"] * len(IN_PROGRESS))
-    # NO KEY UPDATE, as observability.rows.rows_lock: other transactions' foreign keys to the row go on.
-    lock = f"SELECT 1 FROM {organizations} WHERE {quote('id')} = %s FOR NO KEY UPDATE"  # noqa: S608
     active = f"SELECT 1 FROM {runs} WHERE {organization} = %s AND {status} IN ({statuses}) LIMIT %s"  # noqa: S608
-    return lock, f"SELECT count(*) FROM ({active}) AS in_progress"  # noqa: S608
+    return f"SELECT count(*) FROM ({active}) AS in_progress"  # noqa: S608

@@ -114,6 +114,10 @@ class RunDraft:
     deployment_id: str = ""
     finished_hook: Mapping[str, Any] | None = None  # stored by `run_start` (see Run.finished_hook)
 
+    def run(self, **state: Any) -> Run:
+        """The run's row (unsaved), in `state` (status, timestamps) where given."""
+        return Run(**{**asdict(self), "input": dict(self.input)}, **state)
+
 
 Work = Callable[[RunRecorder, str], Awaitable[RunOutcome]]
 Finished = Callable[[RunFailed | None], None]
@@ -160,8 +164,7 @@ async def _run_open(draft: RunDraft, name: str) -> tuple[Run, RunRecorder, str]:
     of its runs in progress (RunLimitReached at the cap, nothing stored), the run stored running,
     its root span and `run.started`."""
     now = timezone.now()
-    fields = {**asdict(draft), "input": dict(draft.input)}
-    run = Run(**fields, status=Run.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=1)
+    run = draft.run(status=Run.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=1)
     recorder = RunRecorder(run)
     admission = functools.partial(run_admission_refusal, run.organization_id)
     async with recorder.batch(guard=admission, lock=run_admission_lock(run.organization_id)):
