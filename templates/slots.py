@@ -13,9 +13,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from agents.runtime.validation import Errors, error, join
+from agents.runtime.validation import Errors, error, join, pattern
 
 SLOT_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_slot_name = pattern(SLOT_NAME, "a slot name (a-z, 0-9, _, starting with a letter, at most 40)")
 
 
 def tool_slot(entry: Any) -> str | None:
@@ -40,9 +41,8 @@ def slot_errors(document: Any) -> Errors:
         path = f"tools[{index}].mcp_server"
         if set(tools[index]["mcp_server"]) != {"slot"}:
             errors.append(error(path, "must be an MCP server id (mcps-…) or {slot: NAME}, nothing else"))
-        elif not SLOT_NAME.fullmatch(slot):
-            message = f"must be a slot name (a-z, 0-9, _, starting with a letter, at most 40), got {slot!r}"
-            errors.append(error(join(path, "slot"), message))
+        else:
+            _slot_name(slot, join(path, "slot"), errors)
     return errors
 
 
