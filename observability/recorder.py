@@ -20,7 +20,7 @@ from django.utils import timezone
 from observability.events import publish_run_event
 from observability.models import Run, RunEvent, Span
 from observability.rows import row_insert, row_update
-from observability.writer import RowLock, ledger_write
+from observability.writer import RowLock, ledger_write, unbroken
 
 
 def jsonable(value: Any) -> Any:
@@ -171,9 +171,15 @@ class RunRecorder:
                 self._deferred[:0] = carried
                 raise refusal
             self._next_seq += len(events)  # only once stored: a write that failed leaves no gap
-            for event in events:
-                await publish_run_event(self.run.pk, event_frame(event))
+            if events:
+                # A cancel that came while the write was in its batch reaches this next await
+                # (ledger_write): the events are stored, so followers are told of them first.
+                await unbroken(self._publish(events))
             return result
+
+    async def _publish(self, events: list[RunEvent]) -> None:
+        for event in events:
+            await publish_run_event(self.run.pk, event_frame(event))
 
     def _current_batch(self) -> list[Callable[[], Any] | RunEvent] | None:
         current = _current_batch.get()

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -121,11 +121,8 @@ class GroupCommit:
         batch, self._queue = self._queue[:taking], self._queue[taking:]
         for entry in batch:
             entry.taken = True
-        applying = asyncio.ensure_future(sync_to_async(_apply)(batch))
         try:
-            await asyncio.shield(applying)
-        except asyncio.CancelledError:
-            await _see_through(applying)
+            await unbroken(sync_to_async(_apply)(batch))
         finally:
             for entry in batch:
                 if not entry.signal.done():
@@ -137,6 +134,16 @@ class GroupCommit:
             self._queue[0].signal.set_result(_LEAD)
         else:
             self._leading = False
+
+
+async def unbroken(awaitable: Awaitable[R]) -> R:
+    """Awaits `awaitable` to its end however often the caller is cancelled meanwhile; the cancels
+    then reach the caller's next await. For work that must not stop halfway once begun."""
+    future = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        return await _see_through(future)
 
 
 async def _see_through(future: asyncio.Future) -> Any:

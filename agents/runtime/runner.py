@@ -69,9 +69,9 @@ async def run_agent(
         mcp=mcp,
         key=key,
     )
-    if key is not None:
-        execution.recorded_turns = [completion_load(turn) for turn in await recorded_turns(recorder, key)]
-    try:
+    try:  # every await after the span is stored: a cancel landing on any of them closes it
+        if key is not None:
+            execution.recorded_turns = [completion_load(turn) for turn in await recorded_turns(recorder, key)]
         outcome = await _execute(execution, inputs, breaker)
     except WorkPaused:
         # Waiting for a person: made again on resume, its turns and finished tool calls replayed.

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 
 import pytest
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import OperationalError
 
 from observability import recorder as recorder_module
 from observability import writer
+from observability.events import run_group
 from observability.models import Run, RunEvent, Span
 from observability.recorder import RunRecorder
 from observability.supervisor import RunDraft, RunOutcome, run_start
@@ -161,3 +164,53 @@ async def test_what_a_failed_write_carried_goes_with_the_next_one(member):
 
     run, _ = await run_start(draft_of(member), work, name="carried")
     assert await stored(run) == AGENT_RUN
+
+
+class SuspendingLayer(InMemoryChannelLayer):
+    """An in-memory layer whose sends yield to the loop, as Redis's do (the in-memory ones never
+    suspend, so no cancel could land in them)."""
+
+    async def group_send(self, group, message):
+        await asyncio.sleep(0)
+        await super().group_send(group, message)
+
+
+async def test_a_batch_cancelled_while_it_is_written_is_stored_and_published_then_the_cancel_follows(
+    recorder, settings, monkeypatch
+):
+    """The write was in its batch when the cancel came: it is made, so its caller goes on to its
+    next await (and closes the span it opened, say) and followers are sent its events."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.SuspendingLayer"}}
+    layer = get_channel_layer()
+    follower = await layer.new_channel()
+    await layer.group_add(run_group(recorder.run.pk), follower)
+    loop, writing, release = asyncio.get_running_loop(), asyncio.Event(), threading.Event()
+    apply = writer._apply
+
+    def held(batch):
+        loop.call_soon_threadsafe(writing.set)
+        release.wait()
+        apply(batch)
+
+    monkeypatch.setattr(writer, "_apply", held)
+    seen = []
+
+    async def agent_start():
+        async with recorder.batch():
+            await recorder.emit("agent.started", data={})
+        seen.append("stored")
+        await asyncio.sleep(0)
+        seen.append("not cancelled")
+
+    task = asyncio.create_task(agent_start())
+    try:
+        await writing.wait()
+        task.cancel()
+    finally:
+        release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["stored"]
+    assert await stored(recorder.run) == [(1, "agent.started")]
+    message = await asyncio.wait_for(layer.receive(follower), 5)
+    assert message["event"]["type"] == "agent.started"

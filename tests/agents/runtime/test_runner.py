@@ -236,6 +236,28 @@ async def test_cancellation_closes_the_span_as_cancelled_and_propagates(make_spe
     recorder.assert_every_span_closed_once()
 
 
+async def test_a_cancel_while_a_paused_calls_turns_are_read_closes_the_span(
+    make_spec, gateway, recorder, monkeypatch
+):
+    """The span is open (stored) before the turns of a call that paused are read back: a cancel
+    landing on that read closes it as cancelled, as one landing on the LLM call does."""
+    reading = asyncio.Event()
+
+    async def slow_read(recorder, key):
+        reading.set()
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr("agents.runtime.runner.recorded_turns", slow_read)
+    task = asyncio.create_task(run(make_spec(), {"question": "q"}, gateway, recorder, key="1.step/0:x#0"))
+    await reading.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [span] = recorder.of_kind("agent")
+    assert span["status"] == "cancelled"
+    recorder.assert_every_span_closed_once()
+
+
 async def test_an_unexpected_exception_fails_the_span_as_an_internal_error_without_its_text(
     make_spec, gateway, recorder
 ):
