@@ -6,7 +6,8 @@ looks for such runs every `settings.REAP_EVERY_S` (`STUDIO_REAP_EVERY_S`, 10 s),
 followed by a quick restart does not leave runs `running`. Each run is claimed in one transaction
 (the first reaper to lock it wins; a second one finds it finished or locked), which frees the
 budget holds of its LLM calls in flight, closes its open spans and fails it; its final
-`run.failed` event follows once that committed.
+`run.failed` event follows once that committed, and so does the report to the run's finish hook
+(`Run.finished_hook`, a deployment call's metrics), which the dead execution never made.
 
 With `STUDIO_EXECUTION=queue` no web process reaps on a loop: the worker pool does, as a periodic
 task (`providers.tasks`), once per period across all workers; a run whose job is waiting or being
@@ -23,9 +24,10 @@ from django.db import transaction
 
 from observability.loops import loop_local
 from observability.models import Run
-from observability.queue import queue_enabled, runs_with_live_jobs
+from observability.queue import finished_load, queue_enabled, runs_with_live_jobs
 from observability.supervisor import (
     ABANDONED,
+    RunFailed,
     run_abandon,
     run_abandoned_announce,
     runs_active_here,
@@ -64,8 +66,20 @@ async def runs_reap() -> list[tuple[Run, int]]:
         claimed = await sync_to_async(_run_claim)(run_id)
         if claimed is not None:
             await run_abandoned_announce(claimed[0])
+            _finished_report(claimed[0])
             reaped.append(claimed)
     return reaped
+
+
+def _finished_report(run: Run) -> None:
+    """Tells the run's finish hook that it failed, as the execution that died would have. A hook
+    that fails is logged: the run is reaped all the same, and so are the others."""
+    try:
+        on_finished = finished_load(run.finished_hook)
+        if on_finished is not None:
+            on_finished(RunFailed(run, ABANDONED["code"], ABANDONED["message"], 500))
+    except Exception:
+        logger.exception("The finish hook of reaped run %s failed", run.pk)
 
 
 async def runs_reap_logged() -> int:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
+from deployments.calls import call_finished
 from observability.models import Run, RunEvent, Span
+from observability.queue import finished_dump
 from providers.budgets import Budget, budget_reserve
 from providers.models import BudgetCounter
 from tests.observability.factories import queued_run
@@ -72,3 +76,19 @@ def test_a_dead_runs_holds_are_released_once(member):
     assert budget_release_run(dead.pk) == 0  # its call is closed now: nothing to free twice
     assert BudgetCounter.objects.get(subject=config.pk).reserved_usd == Decimal("0.3")
     assert Span.objects.get(run=dead).status == "failed"
+
+
+def test_a_reaped_deployment_call_is_reported_to_its_finish_hook(member):
+    """The deployment's request metrics count a call whose process died as failed, as they count
+    one that failed while its process lived (the hook its row keeps, `Run.finished_hook`)."""
+    labels = {"channel": "mcp", "outcome": "failed"}
+    before = REGISTRY.get_sample_value("studio_deployment_requests_total", labels) or 0.0
+    stale = queued_run(organization_id=member.organization_id, user_id=member.pk, kind="agent_test", input={})
+    long_ago = timezone.now() - dt.timedelta(minutes=10)
+    hook = finished_dump(functools.partial(call_finished, "mcp"))
+    Run.objects.filter(pk=stale.pk).update(status="running", heartbeat_at=long_ago, finished_hook=hook)
+
+    call_command("reap_runs", stdout=StringIO())
+
+    assert Run.objects.get(pk=stale.pk).status == "failed"
+    assert REGISTRY.get_sample_value("studio_deployment_requests_total", labels) == before + 1
