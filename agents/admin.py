@@ -58,9 +58,7 @@ class AgentAdminForm(forms.ModelForm):
                     agent=self.instance,
                 )
             except ConfigError as error:
-                raise forms.ValidationError(
-                    [f"{item['path'] or '(document)'}: {item['message']}" for item in error.errors]
-                ) from None
+                raise forms.ValidationError(error.lines()) from None
         return config_yaml
 
 

@@ -11,10 +11,6 @@ _MONOSPACE = forms.Textarea(attrs={"rows": 24, "cols": 100, "style": "font-famil
 _OWNER_FIELDS = ["is_official", "organization", "slug"]
 
 
-def _config_errors(error: ConfigError, *, prefix: str = "") -> list[str]:
-    return [f"{prefix}{item['path'] or '(document)'}: {item['message']}" for item in error.errors]
-
-
 class _TemplateAdminForm(forms.ModelForm):
     """An official template belongs to no organization and has a slug (the loader's key); an
     organization's template is not official."""
@@ -62,7 +58,7 @@ class AgentTemplateAdminForm(_TemplateAdminForm):
                 mock_responses=cleaned["mock_responses"],
             )
         except ConfigError as error:
-            self.add_error("config_yaml", _config_errors(error))
+            self.add_error("config_yaml", error.lines())
         return cleaned
 
 
@@ -98,7 +94,7 @@ class OrchestrationTemplateAdminForm(_TemplateAdminForm):
                     pattern=cleaned["pattern"], config_yaml=cleaned["config_yaml"], agent_template_ids=ids
                 )
             except ConfigError as error:
-                self.add_error("config_yaml", _config_errors(error))
+                self.add_error("config_yaml", error.lines())
         return cleaned
 
     def _check_positions(self, ids: list[str], cleaned) -> None:

@@ -19,6 +19,7 @@ from agents.runtime.validation import (
     Key,
     choice,
     error,
+    error_lines,
     fail,
     join,
     list_of,
@@ -144,7 +145,7 @@ def _read(directory: Path) -> list[tuple[str, dict[str, Any] | None, list[str]]]
 
 def _labelled(label: str, errors: Errors) -> list[str]:
     """`{path, message}` errors of one file as the lines TemplateDataError lists."""
-    return [f"{label}: {e['path'] or '(document)'}: {e['message']}" for e in errors]
+    return error_lines(errors, f"{label}: ")
 
 
 def _config_errors(failure: ConfigError) -> Errors:

@@ -24,11 +24,20 @@ Check = Callable[[Any, str, Errors], Any]
 
 
 class ConfigError(Exception):
-    """A config document that failed to load or validate; every error names its path."""
+    """A config document that failed to load or validate; every error names its path ("" for the
+    document itself)."""
 
     def __init__(self, errors: Sequence[Mapping[str, Any]]):
         self.errors = [{"path": str(e["path"]), "message": str(e["message"])} for e in errors]
-        super().__init__("; ".join(f"{e['path']}: {e['message']}" for e in self.errors))
+        super().__init__("; ".join(self.lines()))
+
+    def lines(self, prefix: str = "") -> list[str]:
+        """Each error as `path: message`, the document itself named `(document)`."""
+        return error_lines(self.errors, prefix)
+
+
+def error_lines(errors: Errors, prefix: str = "") -> list[str]:
+    return [f"{prefix}{e['path'] or '(document)'}: {e['message']}" for e in errors]
 
 
 def error(path: str, message: str) -> dict[str, str]:

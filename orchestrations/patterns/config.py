@@ -27,7 +27,7 @@ def validate_pattern_config(pattern_id: str, data: Mapping[str, Any] | None, *, 
         errors.append(error("agent_ids", f"{pattern.id} takes {bounds} agents, got {agent_count}"))
     check = options({**COMMON_OPTIONS, **pattern.options, "approval": APPROVAL_OPTION})
     if data is not None and not isinstance(data, Mapping):
-        check(data, "(root)", errors)  # must be a mapping
+        check(data, "", errors)  # must be a mapping
         raise ConfigError(errors)
     config = check(dict(data or {}), "", errors)
     if not errors and pattern.check:

@@ -133,4 +133,4 @@ def test_handoff_confidence_field_and_minimum_go_together():
 
 def test_config_rejects_an_unknown_pattern_and_a_non_mapping():
     assert list(errors_of("pipeline", {})) == ["pattern"]
-    assert errors_of("router", ["fallback"]) == {"(root)": "must be a mapping, got an array"}
+    assert errors_of("router", ["fallback"]) == {"": "must be a mapping, got an array"}
