@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from django.db.models import Max
 from django.utils import timezone
 
-from observability.events import publish_run_event
+from observability.events import publish_run_events
 from observability.models import Run, RunEvent, Span
 from observability.rows import row_insert, row_update
 from observability.writer import RowLock, ledger_write, unbroken
@@ -86,8 +86,12 @@ class RunRecorder:
     is not. (Batches of other tasks, a parallel step's agents, are stored when they end: their
     order against the task that awaits them must not change.)"""
 
-    def __init__(self, run: Run, *, next_seq: int = 1, history: RunHistory | None = None):
+    def __init__(self, run: Run, *, next_seq: int = 1, history: RunHistory | None = None, new: bool = False):
         self.run = run
+        # `new`: the run is stored by this recorder's first write. Until that commits its id is
+        # known only here, so no one follows it: every follower replays that write's events,
+        # which are not published (observability/events.py).
+        self._unseen = new
         self._next_seq = next_seq
         self._seq_lock = asyncio.Lock()
         # What closing a span needs from its opening, so that a close is one UPDATE.
@@ -127,20 +131,28 @@ class RunRecorder:
             yield
         finally:
             _current_batch.reset(token)
-        if defer and self._deferring is not None and asyncio.current_task() is self._deferring:
+        if defer and self._defers():
             self._deferred.extend(items)
             return
         await self._store(items, guard=guard, lock=lock)
 
-    async def write(self, write: Callable[[], R]) -> R | None:
-        """One database write: now (its result), or with the current task's batch (None)."""
+    async def write(self, write: Callable[[], R], *, defer: bool = False) -> R | None:
+        """One database write: now (its result), or with the current task's batch (None). With
+        `defer`, made by the work task, it waits for the run's next write as a batch does (None)."""
         batch = self._current_batch()
         if batch is not None:
             batch.append(write)
             return None
+        if defer and self._defers():
+            self._deferred.append(write)
+            return None
         if self._carries():
             return await self._store([write])
         return await ledger_write(write)
+
+    def _defers(self) -> bool:
+        """Whether the current task is the run's work task, whose deferred writes may wait."""
+        return self._deferring is not None and asyncio.current_task() is self._deferring
 
     def _carries(self) -> bool:
         """Whether a write made now goes through `_store`: deferred batches wait, or one carrying
@@ -171,15 +183,15 @@ class RunRecorder:
                 self._deferred[:0] = carried
                 raise refusal
             self._next_seq += len(events)  # only once stored: a write that failed leaves no gap
-            if events:
+            unseen, self._unseen = self._unseen, False
+            if events and not unseen:
                 # A cancel that came while the write was in its batch reaches this next await
                 # (ledger_write): the events are stored, so followers are told of them first.
                 await unbroken(self._publish(events))
             return result
 
     async def _publish(self, events: list[RunEvent]) -> None:
-        for event in events:
-            await publish_run_event(self.run.pk, event_frame(event))
+        await publish_run_events(self.run.pk, [event_frame(event) for event in events])
 
     def _current_batch(self) -> list[Callable[[], Any] | RunEvent] | None:
         current = _current_batch.get()

@@ -40,11 +40,11 @@ from observability.supervisor import (
     RunFailed,
     RunOutcome,
     Work,
-    _span_totals,
     run_abandon,
     run_abandoned_announce,
     run_attempt,
     run_execute,
+    run_paid,
 )
 
 INTERRUPTED = "interrupted"
@@ -119,7 +119,7 @@ def _paid_in_full(work: Work) -> Work:
 
     async def resumed_work(recorder, root_span_id) -> RunOutcome:
         outcome = await work(recorder, root_span_id)
-        input_tokens, output_tokens, cost = await sync_to_async(_span_totals)(recorder.run)
+        input_tokens, output_tokens, cost = await run_paid(recorder)
         return dataclasses.replace(
             outcome, input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost
         )

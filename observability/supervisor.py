@@ -165,7 +165,7 @@ async def _run_open(draft: RunDraft, name: str) -> tuple[Run, RunRecorder, str]:
     its root span and `run.started`."""
     now = timezone.now()
     run = draft.run(status=Run.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=1)
-    recorder = RunRecorder(run)
+    recorder = RunRecorder(run, new=True)
     admission = functools.partial(run_admission_refusal, run.organization_id)
     async with recorder.batch(guard=admission, lock=run_admission_lock(run.organization_id)):
         await recorder.write(functools.partial(row_insert, run))
@@ -248,9 +248,7 @@ async def run_attempt(
             raise RunFailed(run, exc.code, exc.message, exc.status) from exc
         code, message, status = _describe_failure(exc)
         error = {"code": code, "message": message}
-        await _finish(
-            run, recorder, root, started, status=Run.Status.FAILED, error=error, http_status=status
-        )
+        await _finish(run, recorder, root, started, status=Run.Status.FAILED, error=error, http_status=status)
         raise RunFailed(run, code, message, status) from exc
     finally:
         watcher.cancel()
@@ -429,7 +427,7 @@ async def _finish(
             outcome.cost_usd,
         )
     else:
-        run.input_tokens, run.output_tokens, run.cost_usd = await sync_to_async(_span_totals)(run)
+        run.input_tokens, run.output_tokens, run.cost_usd = await run_paid(recorder)
     run.error = error
     data = {
         "status": status,
@@ -467,6 +465,12 @@ FINISH_FIELDS = [
     "output_tokens",
     "cost_usd",
 ]
+
+
+async def run_paid(recorder: RunRecorder) -> tuple[int, int, Decimal]:
+    """`_span_totals` of the recorder's run, read as a write of the run (after the settlements
+    still waiting for its next write, see providers.gateway)."""
+    return await recorder.write(functools.partial(_span_totals, recorder.run))
 
 
 def _span_totals(run: Run) -> tuple[int, int, Decimal]:

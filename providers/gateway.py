@@ -95,7 +95,12 @@ class StudioGateway:
     `llm` span; after it, the settlement and the closed span. Each is one write of the group
     commit, so the reservation and its span (and the settlement and its span) are stored together;
     they go through the run's recorder, so an agent's start waiting for the run's next write
-    (`RunRecorder.batch(defer=True)`) is stored with its first call's reservation."""
+    (`RunRecorder.batch(defer=True)`) is stored with its first call's reservation. A successful
+    call's settlement waits the same way: in the run's work task it goes first in the run's next
+    write, which its next reservation or the agent's end with the run's always is (or the
+    heartbeat's, within 10 s). Until then the call holds its reservation instead of its cost, and
+    a process dying in between leaves its span open with its holds, which the reaper releases
+    as it does a call killed in flight."""
 
     def __init__(self, *, run, recorder):
         self.run = run
@@ -215,7 +220,10 @@ class StudioGateway:
                 "warnings": list(warnings),
             },
         )
-        await self.recorder.write(functools.partial(_settle_and_close, prepared.holds, cost, close))
+        # Settled with the run's next write (its next call's reservation, the agent's end with the
+        # run's, a heartbeat), first in it: one transaction fewer a call (see the class doc).
+        settle = functools.partial(_settle_and_close, prepared.holds, cost, close)
+        await self.recorder.write(settle, defer=True)
         metrics.llm_call_completed(prepared.settings.kind, prepared.model, completion, cost)
         return dataclasses.replace(completion, cost_usd=cost, warnings=tuple(warnings))
 
