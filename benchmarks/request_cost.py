@@ -11,6 +11,7 @@ even CPU per request: compare rows of one run).
     .venv/bin/python -m benchmarks.request_cost                     # SQLite, 1 and 2 processes
     .venv/bin/python -m benchmarks.request_cost --database-url postgres://postgres@127.0.0.1:5432/bench_cost
     .venv/bin/python -m benchmarks.request_cost --server daphne --processes 1 --seconds 5  # make run's server
+    .venv/bin/python -m benchmarks.request_cost --processes 1 --only bare /api/agents  # two of the rows
 """
 
 from __future__ import annotations
@@ -207,12 +208,15 @@ def run(args, processes: int, fake: FakeOpenAIProcess) -> Iterator[Round]:
     try:
         _, _, token = set_up(servers.url, fake.base_url)
         bearer = {"Authorization": f"Bearer {token}"}
-        yield measure(servers, "bare async view GET /bench/bare", "/bench/bare", args)
-        yield measure(servers, "GET /api/health/live", "/api/health/live", args)
-        yield measure(servers, "GET /api/auth/me", "/api/auth/me", args, headers=bearer)
-        yield measure(
-            servers, f"GET /api/agents?limit=20 ({AGENTS})", "/api/agents?limit=20", args, headers=bearer
-        )
+        requests = [
+            ("bare async view GET /bench/bare", "/bench/bare", {}),
+            ("GET /api/health/live", "/api/health/live", {}),
+            ("GET /api/auth/me", "/api/auth/me", bearer),
+            (f"GET /api/agents?limit=20 ({AGENTS})", "/api/agents?limit=20", bearer),
+        ]
+        for label, path, headers in requests:
+            if not args.only or any(part in label for part in args.only):
+                yield measure(servers, label, path, args, headers=headers)
     finally:
         servers.stop()
 
@@ -223,6 +227,9 @@ def main() -> None:
     parser.add_argument("--server", default="uvicorn", help="uvicorn (manage.py serve) or daphne")
     parser.add_argument("--processes", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--seconds", type=float, default=10.0, help="of each measured round")
+    parser.add_argument(
+        "--only", nargs="*", help="the requests whose label contains one of these (e.g. /api/agents bare)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")

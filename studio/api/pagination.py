@@ -7,15 +7,18 @@ own (an ORDER BY ... LIMIT that stops after the page's rows). `COUNT(*) OVER ()`
 too, but it reads every row of the list, with its per-row subqueries, before the LIMIT: at 1M runs
 that is the whole ledger. Only an empty page past the first needs the count on its own. A list
 whose count is not that of its rows (grouped, distinct, a union) or that counts in a way of its own
-(a queryset overriding `count()`, e.g. the trace list from the daily rollup) counts separately."""
+(a queryset overriding `count()`, e.g. the trace list from the daily rollup) counts separately.
+A plain list's page query is compiled once per shape of the list (studio.api.page_query)."""
 
 from __future__ import annotations
 
-from django.db.models import Func, IntegerField, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.db.models.query import ModelIterable, ValuesIterable
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+
+from studio.api.page_query import TOTAL, page_rows_cached, with_count
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -35,7 +38,6 @@ def _positive_int(request, name: str, default: int) -> int:
 
 
 MAX_OFFSET = 2**63 - 1 - MAX_LIMIT  # an OFFSET beyond a 64-bit integer is an error in the database
-TOTAL = "_studio_list_count"  # the annotation holding the list's count on each row of the page
 
 
 def page_with_count(queryset, *, start: int, limit: int) -> tuple[list, int]:
@@ -45,24 +47,17 @@ def page_with_count(queryset, *, start: int, limit: int) -> tuple[list, int]:
     if not _counts_in_page(queryset):
         count = queryset.count()
         return ([] if start >= count else list(queryset[start : start + limit])), count
-    rows = list(queryset.annotate(**{TOTAL: Subquery(_count_query(queryset.query))})[start : start + limit])
+    cached = page_rows_cached(queryset, start=start, limit=limit)
+    if cached is not None:
+        rows, count = cached
+    else:
+        rows, count = list(with_count(queryset)[start : start + limit]), None
+        values = queryset._iterable_class is ValuesIterable
+        for row in rows:
+            count = (row if values else row.__dict__).pop(TOTAL)
     if not rows:
         return [], (queryset.count() if start else 0)
-    values = queryset._iterable_class is ValuesIterable
-    for row in rows:
-        count = (row if values else row.__dict__).pop(TOTAL)
     return rows, count
-
-
-def _count_query(query):
-    counting = query.chain()
-    counting.clear_ordering(force=True)
-    counting.clear_select_clause()
-    counting.add_annotation(COUNT_ALL, TOTAL)
-    return counting
-
-
-COUNT_ALL = Func(template="COUNT(*)", output_field=IntegerField())
 
 
 def _counts_in_page(queryset) -> bool:
