@@ -108,6 +108,7 @@ def _pieces(count: int) -> None:
     from agents.api.serializers import AgentReadSerializer
     from agents.models import Agent
     from studio.api.pagination import page_with_count
+    from studio.api.renderers import StudioJSONRenderer
 
     organization_id = Agent.objects.values_list("organization_id", flat=True).first()
     rows, _ = page_with_count(Agent.objects.filter(organization_id=organization_id), start=0, limit=20)
@@ -119,9 +120,10 @@ def _pieces(count: int) -> None:
         "rendering the 20 rows (AgentReadSerializer, many=True)": lambda: (
             AgentReadSerializer(rows, many=True).data
         ),
-        f"JSON of the page ({len(JSONRenderer().render(body))} bytes, JSONRenderer)": lambda: (
+        f"JSON of the page ({len(JSONRenderer().render(body))} bytes, DRF's JSONRenderer)": lambda: (
             JSONRenderer().render(body)
         ),
+        "JSON of the page (StudioJSONRenderer, the API's)": lambda: StudioJSONRenderer().render(body),
     }
     rounds = 15
     for label, piece in pieces.items():

@@ -217,7 +217,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["studio.api.permissions.IsOrganizationMember"],
     "DEFAULT_PAGINATION_CLASS": "studio.api.pagination.StudioPagination",
     "DEFAULT_FILTER_BACKENDS": ["studio.api.filtering.StudioFilterBackend"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["studio.api.renderers.StudioJSONRenderer"],  # DRF's bytes, by orjson
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "studio.api.errors.exception_handler",
