@@ -8,7 +8,9 @@ fewer round trips, each next to the way it was done before, in one process on Po
 - the circuit breaker of the call's agent: read in `allow`, read and write in `record` before,
   against the read of `allow` alone (CacheCircuitBreaker);
 - the four events of a call published to a run nobody follows: group_send each against the
-  group's member count first (observability/events.py).
+  group's member count first (observability/events.py);
+- a call's events as its ledger writes store them: a member count per event against one per
+  write, none for the write that stores the run (observability/events.py, `publish_run_events`).
 
 This process's CPU time (`time.process_time`, every thread: the breaker's reads hop to asgiref's
 thread) of `--calls` repetitions after a warm-up, so a busy machine inflates the figures less than
@@ -126,6 +128,40 @@ def event_rows(calls: int) -> list[tuple[str, float, float]]:
     return [(f"{EVENTS_PER_CALL} events to nobody following", before, after)]
 
 
+# A deployment call's events by the ledger write that stores them: run.started with the run's start
+# (never published: no one can follow a run before its row is stored), agent.started with the
+# reservation, agent.completed and run.completed with the run's end.
+CALL_WRITES = (("run.started",), ("agent.started",), ("agent.completed", "run.completed"))
+
+
+def event_write_rows(calls: int) -> list[tuple[str, float, float]]:
+    from observability.events import publish_run_event, publish_run_events
+
+    run_id = "run-bench-pieces"
+    seqs = iter(range(1, 100))
+    writes = [
+        [{"run_id": run_id, "seq": next(seqs), "type": kind, "data": {}} for kind in kinds]
+        for kinds in CALL_WRITES
+    ]
+    loop = asyncio.new_event_loop()
+
+    async def per_event() -> None:  # a check per event (before 9 December)
+        for events in writes:
+            for event in events:
+                await publish_run_event(run_id, event)
+
+    async def per_write() -> None:  # a check per write, none for the run's first
+        for events in writes[1:]:
+            await publish_run_events(run_id, events)
+
+    try:
+        before = cpu_ms(lambda: loop.run_until_complete(per_event()), calls)
+        after = cpu_ms(lambda: loop.run_until_complete(per_write()), calls)
+    finally:
+        loop.close()
+    return [("a call's events: check per event/write", before, after)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
@@ -138,7 +174,7 @@ def main() -> None:
     database = django_in_process(args.database_url)
     print(f"{database} + Redis, CPU ms per call of this process, {args.calls} calls after a warm-up")
     print(f"{'piece':<36} {'before':>8} {'after':>8}")
-    for rows in (provider_rows, rate_limit_rows, breaker_rows, event_rows):
+    for rows in (provider_rows, rate_limit_rows, breaker_rows, event_rows, event_write_rows):
         for name, before, after in rows(args.calls):
             print(f"{name:<36} {before:8.3f} {after:8.3f}", flush=True)
 
