@@ -2,12 +2,14 @@
 snapshots kept in the cache (Redis in production). A cache outage leaves breakers closed, so
 runs keep working from the database.
 
-A call costs one cache read: `allow` reads the agent's snapshot (so a breaker opened by any
-process refuses the very next call, no delay), and a success recorded up to RESET_UNREAD_S after
-that read, when it showed the breaker closed with no failure, writes nothing (a success only ever
-writes the closed snapshot, which is what was there). The price: failures another process records
-in that interval (at most RESET_UNREAD_S) are not cleared by this success; they can only make a
-breaker open sooner, never keep it closed. A failure reads the snapshot again and writes it."""
+A call costs one cache read, made from the event loop without a thread (studio.loop_cache: async
+Redis, or the local-memory cache called in place): `allow` reads the agent's snapshot (so a
+breaker opened by any process refuses the very next call, no delay), and a success recorded up
+to RESET_UNREAD_S after that read, when it showed the breaker closed with no failure, writes
+nothing (a success only ever writes the closed snapshot, which is what was there). The price:
+failures another process records in that interval (at most RESET_UNREAD_S) are not cleared by
+this success; they can only make a breaker open sooner, never keep it closed. A failure reads
+the snapshot again and writes it."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ import logging
 import time
 from dataclasses import asdict
 
-from asgiref.sync import sync_to_async
 from django.core.cache import cache
 
 from agents.runtime.breaker import (
@@ -26,6 +27,7 @@ from agents.runtime.breaker import (
     breaker_allows,
     breaker_record,
 )
+from studio.loop_cache import cache_get, cache_set
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +40,9 @@ def _key(agent_id: str) -> str:
     return f"breaker:{agent_id}"
 
 
-def _load(agent_id: str) -> BreakerSnapshot:
+async def _load(agent_id: str) -> BreakerSnapshot:
     try:
-        stored = cache.get(_key(agent_id))
+        stored = await cache_get(_key(agent_id))
     except Exception:
         logger.warning("Breaker state of %s unavailable", agent_id, exc_info=True)
         return BreakerSnapshot()
@@ -55,7 +57,7 @@ class CacheCircuitBreaker:
         self._clean_at: dict[str, float] = {}  # agent -> when `allow` last read it closed, 0 failures
 
     async def allow(self, agent_id: str) -> bool:
-        snapshot = await sync_to_async(_load)(agent_id)
+        snapshot = await _load(agent_id)
         if snapshot == BreakerSnapshot():
             self._clean_at[agent_id] = time.monotonic()
         else:
@@ -66,13 +68,11 @@ class CacheCircuitBreaker:
         clean_at = self._clean_at.pop(agent_id, None)
         if success and clean_at is not None and time.monotonic() - clean_at < RESET_UNREAD_S:
             return  # the stored snapshot was already the closed one a success writes
-        await sync_to_async(self._record)(agent_id, success)
-
-    def _record(self, agent_id: str, success: bool) -> None:
-        current = BreakerSnapshot() if success else _load(agent_id)  # a success closes, whatever was there
+        # A success closes the breaker, whatever was there; a failure counts on what is stored.
+        current = BreakerSnapshot() if success else await _load(agent_id)
         snapshot = breaker_record(current, self.policy, now=time.time(), success=success)
         try:
-            cache.set(_key(agent_id), asdict(snapshot), timeout=SNAPSHOT_TTL_S)
+            await cache_set(_key(agent_id), asdict(snapshot), timeout=SNAPSHOT_TTL_S)
         except Exception:
             logger.warning("Could not store breaker state of %s", agent_id, exc_info=True)
 

@@ -6,7 +6,8 @@ A `studio.stamps.StampedMemo` scoped by deployment name: every write of a deploy
 keys or of its organization (stop, start, redeploy, key revoke, suspension, delete; model signals,
 so the admin's writes too) replaces the deployment's stamp, so the next call in any process loads
 the rows again and sees the change. With the cache unreachable every call reads its rows (and the
-rate limiter refuses it anyway)."""
+rate limiter refuses it anyway). From the event loop, a call checks its entry's stamp in the round
+trip that counts it against the rate limit (`deployments.calls.deployment_admit_and_begin_async`)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,17 @@ def admitted_key(*, name: str, key: str) -> AdmittedKey | None:
     """The active key `key` of the deployment named `name` (None: no such key), from this process's
     entries while the deployment is unchanged, else from the database."""
     return KEYS.get(name, key_hash(key), lambda: _key_load(name=name, key=key))
+
+
+def admitted_key_kept(*, name: str, key: str) -> tuple[AdmittedKey, str] | None:
+    """This process's entry for `key` of deployment `name` and the stamp it was loaded under,
+    unchecked: valid only while the deployment's shared stamp (`stamp_key(name)`) is that one."""
+    return KEYS.peek(name, key_hash(key))
+
+
+def stamp_key(name: str) -> str:
+    """The cache key of the deployment's stamp, which every write of it replaces."""
+    return KEYS.stamp_key(name)
 
 
 def _key_load(*, name: str, key: str) -> AdmittedKey | None:

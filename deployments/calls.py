@@ -3,8 +3,10 @@ status, channel, key), count the call against the deployment's rate limit, check
 the pinned signature, and start the pinned config as a `deployment` run in the ledger.
 
 The admission and the check of a call are plain synchronous functions (one trip to a worker thread
-from the async channels); the run is started (admitted under the organization's cap of runs in
-progress) and awaited or launched on the event loop."""
+from the async channels), except on the HTTP channel's hot path: a key this process admitted, of a
+deployment unchanged since, is admitted and counted on the event loop in one cache round trip
+(`deployment_admit_and_begin_async`). The run is started (admitted under the organization's cap of
+runs in progress) and awaited or launched on the event loop."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from agents.runtime.types import AgentError
-from deployments.admission import admitted_key
+from deployments.admission import AdmittedKey, admitted_key, admitted_key_kept, stamp_key
 from deployments.keys import looks_like_key
 from deployments.models import Deployment, DeploymentKey
 from deployments.pinning import pinned_of
@@ -25,7 +28,7 @@ from observability.limits import RunLimitReached
 from observability.models import Run
 from observability.queue import finished_hook
 from observability.supervisor import Finished, RunDraft, RunFailed
-from studio.api.ratelimit import window_hit
+from studio.api.ratelimit import RateLimitUnavailable, WindowCount, window_hit, window_hit_async
 from studio.errors import CodedError
 
 logger = logging.getLogger(__name__)
@@ -68,19 +71,31 @@ def deployment_admit(*, name: str, key: str | None, channel: str) -> Deployment:
         message = "A deployment key is required." if not key else "The deployment key is not valid."
         raise DeploymentRefused(401, "invalid_api_key" if key else "not_authenticated", message)
     deployment = matched.deployment
-    if not deployment.is_running:
-        raise _not_found(name)
-    if channel_of(channel) not in deployment.channels:
-        raise DeploymentRefused(
-            404, "channel_off", f"The {channel_of(channel)} channel of deployment {name!r} is off."
-        )
-    if deployment.organization.is_suspended:
-        raise DeploymentRefused(403, "organization_suspended", "The organization is suspended.")
-    now = timezone.now()
-    if matched.last_used_at is None or now - matched.last_used_at > KEY_TOUCH_EVERY:
+    refused = _refusal(deployment, name=name, channel=channel)
+    if refused is not None:
+        raise refused
+    if _touch_due(matched):
+        now = timezone.now()
         DeploymentKey.objects.filter(pk=matched.key_id).update(last_used_at=now)
         matched.last_used_at = now
     return deployment
+
+
+def _refusal(deployment: Deployment, *, name: str, channel: str) -> DeploymentRefused | None:
+    """Why a call with a valid key of `deployment` is refused (None: it is not)."""
+    if not deployment.is_running:
+        return _not_found(name)
+    if channel_of(channel) not in deployment.channels:
+        return DeploymentRefused(
+            404, "channel_off", f"The {channel_of(channel)} channel of deployment {name!r} is off."
+        )
+    if deployment.organization.is_suspended:
+        return DeploymentRefused(403, "organization_suspended", "The organization is suspended.")
+    return None
+
+
+def _touch_due(matched: AdmittedKey) -> bool:
+    return matched.last_used_at is None or timezone.now() - matched.last_used_at > KEY_TOUCH_EVERY
 
 
 def channel_of(channel: str) -> str:
@@ -92,12 +107,20 @@ def deployment_rate_hit(deployment: Deployment) -> None:
     Over the limit: 429 with the seconds until the next minute. The cache unreachable: 503, so the
     limit fails closed."""
     try:
-        hit = window_hit(f"deployment:{deployment.pk}", window_s=RATE_WINDOW_S)
+        hit = window_hit(_rate_key(deployment), window_s=RATE_WINDOW_S)
     except Exception:
         logger.warning("Rate limiter unavailable for deployment %s", deployment.pk, exc_info=True)
         raise DeploymentRefused(
             503, "rate_limiter_unavailable", "The rate limiter is unavailable; try again shortly."
         ) from None
+    _rate_check(deployment, hit)
+
+
+def _rate_key(deployment: Deployment) -> str:
+    return f"deployment:{deployment.pk}"
+
+
+def _rate_check(deployment: Deployment, hit: WindowCount) -> None:
     if hit.count > deployment.rate_limit_per_minute:
         metrics.rate_limit_rejected(scope="deployment")
         raise DeploymentRefused(
@@ -112,6 +135,10 @@ def deployment_rate_hit(deployment: Deployment) -> None:
 def deployment_call_begin(*, deployment: Deployment, inputs: Any) -> RunDraft:
     """Counts the call and checks its inputs (400 before any run exists): the draft of its run."""
     deployment_rate_hit(deployment)
+    return _call_draft(deployment, inputs)
+
+
+def _call_draft(deployment: Deployment, inputs: Any) -> RunDraft:
     try:
         inputs = pinned_of(deployment).inputs_check(inputs)
     except AgentError as error:
@@ -131,6 +158,31 @@ def deployment_admit_and_begin(*, name: str, key: str | None, channel: str, inpu
     """Admission and the start of a call in one trip to a worker thread (the HTTP channel)."""
     deployment = deployment_admit(name=name, key=key, channel=channel)
     return deployment, deployment_call_begin(deployment=deployment, inputs=inputs)
+
+
+async def deployment_admit_and_begin_async(
+    *, name: str, key: str | None, channel: str, inputs: Any
+) -> tuple[Deployment, RunDraft]:
+    """`deployment_admit_and_begin` from the event loop. A key this process admitted, of a deployment
+    unchanged since, takes no thread and one cache round trip: the call is counted only if the
+    deployment's stamp is still the one its entry was loaded under (checked in the same script).
+    Any other call (a first one, a changed deployment, a refusal, a key's minutely touch, the cache
+    unreachable) takes the sync path on a worker thread, which reads the stamp and rows anew."""
+    kept = admitted_key_kept(name=name, key=key) if looks_like_key(key) else None
+    if kept is not None:
+        matched, stamp = kept
+        deployment = matched.deployment
+        if _refusal(deployment, name=name, channel=channel) is None and not _touch_due(matched):
+            try:
+                hit = await window_hit_async(
+                    _rate_key(deployment), window_s=RATE_WINDOW_S, guard=(stamp_key(name), stamp)
+                )
+            except RateLimitUnavailable:
+                hit = None  # the sync path refuses a stale key first, then fails closed (503)
+            if hit is not None:
+                _rate_check(deployment, hit)
+                return deployment, _call_draft(deployment, inputs)
+    return await sync_to_async(deployment_admit_and_begin)(name=name, key=key, channel=channel, inputs=inputs)
 
 
 async def deployment_call_start(

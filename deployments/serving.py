@@ -34,7 +34,7 @@ from deployments.calls import (
     call_finished,
     call_result,
     deployment_admit,
-    deployment_admit_and_begin,
+    deployment_admit_and_begin_async,
     deployment_call_start,
 )
 from deployments.keys import key_prefix
@@ -151,7 +151,7 @@ async def workflow_execute(request, name: str):
     background = request.GET.get("async") in ("1", "true")
     try:
         inputs = _call_inputs(request)
-        deployment, draft = await sync_to_async(deployment_admit_and_begin)(
+        deployment, draft = await deployment_admit_and_begin_async(
             name=name, key=presented_key(request.headers), channel=channel, inputs=inputs
         )
         # In the background the run is recorded to the end even when nobody follows it; either way

@@ -67,6 +67,15 @@ class StampedMemo:
             self._remember(key, _Entry(scope, value, stamp, time.monotonic()))
         return value
 
+    def peek(self, scope: str, key: Hashable) -> tuple[Any, str] | None:
+        """The value kept for `key` of `scope` and the stamp it was loaded under, without reading
+        the shared stamp: the caller compares them itself (in a round trip it makes anyway) and
+        uses the value only if they match. None when nothing is kept or the entry has expired."""
+        entry = self._entries.get(key)
+        if entry is None or entry.scope != scope or time.monotonic() - entry.loaded_at >= self.ttl_s:
+            return None
+        return entry.value, entry.stamp
+
     def changed(self, scopes: Iterable[str]) -> None:
         """Every process loads these scopes' entries anew on their next use: their stamps are
         replaced now and once the current transaction (if any) has committed."""

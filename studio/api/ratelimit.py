@@ -2,7 +2,8 @@
 
 On Redis a hit is one round trip: a Lua script increments the window's counter and gives it its
 expiry if it has none, atomically (what `add(bucket, 0, timeout)` then `incr` did in three
-commands: SET NX, EXISTS, INCRBY). Other backends (the tests' local memory) take the cache API."""
+commands: SET NX, EXISTS, INCRBY). Other backends (the tests' local memory) take the cache API.
+`window_hit_async` counts from the event loop without a thread (studio.loop_cache)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import math
 import time
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
-from redis.commands.core import Script
+from redis.commands.core import AsyncScript, Script
+
+from studio.loop_cache import cache_is_local, cache_is_redis, cache_script, cache_serialized
 
 # KEYS[1] the window's counter, ARGV[1] its lifetime in seconds (set once, when it has none).
 _HIT_SCRIPT = """
@@ -21,6 +25,10 @@ if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) 
 return count
 """
 _hit_script = Script(None, _HIT_SCRIPT.encode())  # its client is given per call (the cache's own pool)
+_hit_script_async = AsyncScript(None, _HIT_SCRIPT.encode())
+# The same count, made only while KEYS[2] holds ARGV[2] (else false: nothing is counted).
+_GUARDED_HIT_SCRIPT = "if redis.call('GET', KEYS[2]) ~= ARGV[2] then return false end\n" + _HIT_SCRIPT
+_guarded_hit_script_async = AsyncScript(None, _GUARDED_HIT_SCRIPT.encode())
 
 
 class RateLimitUnavailable(Exception):
@@ -57,6 +65,36 @@ def window_hit(key: str, *, window_s: int) -> WindowCount:
     except Exception as exc:
         raise RateLimitUnavailable(str(exc)) from exc
     return WindowCount(count=count, retry_after=max(1, retry_after))
+
+
+async def window_hit_async(
+    key: str, *, window_s: int, guard: tuple[str, object] | None = None
+) -> WindowCount | None:
+    """`window_hit` from the event loop, without a thread: one round trip on Redis, the cache API
+    on local memory (no I/O). With `guard` (a cache key and a value) the event is counted only
+    while the cache holds that value under that key, checked atomically with the count; None
+    when it did not (nothing counted)."""
+    bucket, retry_after = _window(key, window_s)
+    try:
+        if cache_is_redis() and guard is None:
+            count = await cache_script(_hit_script_async, [bucket], [window_s + 1])
+        elif cache_is_redis():
+            guard_key, value = guard
+            count = await cache_script(
+                _guarded_hit_script_async, [bucket, guard_key], [window_s + 1, cache_serialized(value)]
+            )
+        elif cache_is_local():
+            count = _guarded_hit(bucket, window_s + 1, guard)
+        else:
+            count = await sync_to_async(_guarded_hit)(bucket, window_s + 1, guard)
+    except Exception as exc:
+        raise RateLimitUnavailable(str(exc)) from exc
+    return None if count is None else WindowCount(count=int(count), retry_after=max(1, retry_after))
+
+
+def _guarded_hit(bucket: str, timeout: int, guard: tuple[str, object] | None) -> int | None:
+    """`_hit` unless the cache's value under `guard[0]` is not `guard[1]`."""
+    return None if guard is not None and cache.get(guard[0]) != guard[1] else _hit(bucket, timeout)
 
 
 def _redis_hit(backend: RedisCache, bucket: str, timeout: int) -> int:

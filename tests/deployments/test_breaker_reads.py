@@ -1,5 +1,6 @@
 """The circuit breaker of an agent call (agents/breakers.py CacheCircuitBreaker) costs one cache
-read when the agent is healthy, and still refuses the very next call once any process opened it."""
+read when the agent is healthy, made from the event loop without a thread, and still refuses the
+very next call once any process opened it."""
 
 from __future__ import annotations
 
@@ -7,36 +8,29 @@ from dataclasses import asdict
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.core.cache import cache, caches
 
 from agents import breakers
 from agents.breakers import POLICY, CacheCircuitBreaker, breaker_states
 from agents.runtime.breaker import BreakerSnapshot
+from tests.studio.test_redis_down import DEAD_REDIS
 
 AGENT = "agent-" + "b" * 32
 
 
-class Counting:
-    """The cache, counting the operations the breaker sends to it."""
-
-    def __init__(self):
-        self.sent: list[str] = []
-
-    def __getattr__(self, name):
-        operation = getattr(cache, name)
-
-        def counted(*args, **kwargs):
-            self.sent.append(name)
-            return operation(*args, **kwargs)
-
-        return counted
-
-
 @pytest.fixture
 def counted(monkeypatch):
-    counting = Counting()
-    monkeypatch.setattr(breakers, "cache", counting)
-    return counting.sent
+    """The cache operations the breaker sends (its reads and writes from the loop)."""
+    sent: list[str] = []
+    for name, operation in (("get", breakers.cache_get), ("set", breakers.cache_set)):
+
+        async def counting(*args, _name=name, _operation=operation, **kwargs):
+            sent.append(_name)
+            return await _operation(*args, **kwargs)
+
+        monkeypatch.setattr(breakers, f"cache_{name}", counting)
+    return sent
 
 
 def a_call(breaker: CacheCircuitBreaker, *, success: bool = True) -> bool:
@@ -86,3 +80,31 @@ def test_a_success_long_after_its_read_writes_the_closed_snapshot(counted, monke
     monkeypatch.setattr(breakers.time, "monotonic", lambda: now + breakers.RESET_UNREAD_S + 1)
     async_to_sync(breaker.record)(AGENT, success=True)
     assert counted == ["get", "set"]
+
+
+def test_a_calls_breaker_reads_and_writes_take_no_thread(thread_hops, redis_commands):
+    breaker = CacheCircuitBreaker()
+    assert a_call(breaker, success=False)  # a failure: read in allow, read and write in record
+    assert a_call(CacheCircuitBreaker())  # after a failure a success writes the closed snapshot
+    assert a_call(CacheCircuitBreaker())  # healthy: one read
+    assert thread_hops == []
+    if settings.REDIS_URL:
+        assert redis_commands == ["GET", "GET", "SET", "GET", "SET", "GET"]
+    assert breaker_states([AGENT])[AGENT] == "closed"
+
+
+def test_a_snapshot_written_from_the_loop_is_what_the_sync_cache_reads(redis_commands):
+    for _ in range(POLICY.failure_threshold):
+        a_call(CacheCircuitBreaker(), success=False)
+    stored = caches.create_connection("default").get(breakers._key(AGENT))
+    assert stored["state"] == "open" and stored["consecutive_failures"] == POLICY.failure_threshold
+    assert breaker_states([AGENT])[AGENT] == "open"  # what the runtime status shows
+
+
+def test_with_the_cache_down_the_breaker_stays_closed(settings, thread_hops):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": DEAD_REDIS}
+    }
+    for _ in range(POLICY.failure_threshold + 1):
+        assert a_call(CacheCircuitBreaker(), success=False)
+    assert thread_hops == []
