@@ -6,13 +6,17 @@ fewer round trips, each next to the way it was done before, in one process on Po
 - the rate limit's window hit: the cache API (add, then Django's incr: three commands) against the
   Lua script (one round trip);
 - the circuit breaker of the call's agent: read in `allow`, read and write in `record` before,
-  against the read of `allow` alone (CacheCircuitBreaker);
+  against the read of `allow` alone (CacheCircuitBreaker), and that read on a worker thread (Django's
+  cache through `sync_to_async`, until 9 December) against async Redis on the loop;
+- a call's admission and rate limit: the key's stamp read and the window hit on a worker thread
+  (`deployment_admit_and_begin` through `sync_to_async`), against the stamp checked inside the hit's
+  script from the loop (`deployment_admit_and_begin_async`, one round trip, no thread);
 - the four events of a call published to a run nobody follows: group_send each against the
   group's member count first (observability/events.py);
 - a call's events as its ledger writes store them: a member count per event against one per
   write, none for the write that stores the run (observability/events.py, `publish_run_events`).
 
-This process's CPU time (`time.process_time`, every thread: the breaker's reads hop to asgiref's
+This process's CPU time (`time.process_time`, every thread: a `sync_to_async` hops to asgiref's
 thread) of `--calls` repetitions after a warm-up, so a busy machine inflates the figures less than
 wall time would (Redis's and PostgreSQL's own CPU is not counted).
 
@@ -27,7 +31,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,10 +78,17 @@ def rate_limit_rows(calls: int) -> list[tuple[str, float, float]]:
     return [("rate limit window hit", before, after)]
 
 
+def on_one_loop(
+    loop: asyncio.AbstractEventLoop, action: Callable[[], Awaitable[object]]
+) -> Callable[[], object]:
+    """`action` awaited on `loop`, the one event loop of a server process (its Redis client kept)."""
+    return lambda: loop.run_until_complete(action())
+
+
 def breaker_rows(calls: int) -> list[tuple[str, float, float]]:
     from dataclasses import asdict
 
-    from asgiref.sync import async_to_sync, sync_to_async
+    from asgiref.sync import sync_to_async
     from django.core.cache import cache
 
     from agents import breakers
@@ -85,22 +96,63 @@ def breaker_rows(calls: int) -> list[tuple[str, float, float]]:
 
     agent = "agent-bench-pieces"
 
+    def load_before() -> BreakerSnapshot:  # the read as it was made on a worker thread
+        stored = cache.get(breakers._key(agent))
+        return BreakerSnapshot(**stored) if stored else BreakerSnapshot()
+
     def record_before(success: bool) -> None:  # a read, then the new snapshot written
-        breakers._load(agent)
+        load_before()
         cache.set(breakers._key(agent), asdict(BreakerSnapshot()), timeout=breakers.SNAPSHOT_TTL_S)
 
-    async def earlier() -> None:  # what allow + record(success) sent before: two reads and a write
-        await sync_to_async(breakers._load)(agent)
+    async def two_reads_and_a_write() -> None:  # what allow + record(success) sent before 8 December
+        await sync_to_async(load_before)()
         await sync_to_async(record_before)(True)
+
+    async def one_read_on_a_thread() -> None:  # allow's read on a worker thread (8 December)
+        await sync_to_async(load_before)()
 
     async def now() -> None:
         breaker = breakers.CacheCircuitBreaker()
         await breaker.allow(agent)
         await breaker.record(agent, success=True)
 
-    before = cpu_ms(async_to_sync(earlier), calls)
-    after = cpu_ms(async_to_sync(now), calls)
-    return [("circuit breaker (allow + record)", before, after)]
+    loop = asyncio.new_event_loop()
+    try:
+        earliest = cpu_ms(on_one_loop(loop, two_reads_and_a_write), calls)
+        before = cpu_ms(on_one_loop(loop, one_read_on_a_thread), calls)
+        after = cpu_ms(on_one_loop(loop, now), calls)
+    finally:
+        loop.close()
+    return [
+        ("circuit breaker (allow + record)", earliest, before),
+        ("breaker read: thread / loop", before, after),
+    ]
+
+
+def admission_rows(calls: int) -> list[tuple[str, float, float]]:
+    from asgiref.sync import sync_to_async
+
+    from deployments.calls import deployment_admit_and_begin, deployment_admit_and_begin_async
+    from tests.accounts.factories import make_organization, make_user
+    from tests.deployments.helpers import INPUTS, deploy
+
+    admin = make_user(make_organization(name="Bench admission"), role="admin")
+    _, key = deploy(admin, name="bench-pieces", rate_limit_per_minute=10**9)
+    call = {"name": "bench-pieces", "key": key, "channel": "api", "inputs": INPUTS}
+
+    async def on_a_thread() -> None:
+        await sync_to_async(deployment_admit_and_begin)(**call)
+
+    async def on_the_loop() -> None:
+        await deployment_admit_and_begin_async(**call)
+
+    loop = asyncio.new_event_loop()
+    try:
+        before = cpu_ms(on_one_loop(loop, on_a_thread), calls)
+        after = cpu_ms(on_one_loop(loop, on_the_loop), calls)
+    finally:
+        loop.close()
+    return [("admission + rate limit: thread / loop", before, after)]
 
 
 def event_rows(calls: int) -> list[tuple[str, float, float]]:
@@ -173,10 +225,10 @@ def main() -> None:
 
     database = django_in_process(args.database_url)
     print(f"{database} + Redis, CPU ms per call of this process, {args.calls} calls after a warm-up")
-    print(f"{'piece':<36} {'before':>8} {'after':>8}")
-    for rows in (provider_rows, rate_limit_rows, breaker_rows, event_rows, event_write_rows):
+    print(f"{'piece':<40} {'before':>8} {'after':>8}")
+    for rows in (provider_rows, rate_limit_rows, breaker_rows, admission_rows, event_rows, event_write_rows):
         for name, before, after in rows(args.calls):
-            print(f"{name:<36} {before:8.3f} {after:8.3f}", flush=True)
+            print(f"{name:<40} {before:8.3f} {after:8.3f}", flush=True)
 
 
 if __name__ == "__main__":
