@@ -84,7 +84,12 @@ class RunRecorder:
     supervisor's end of the run). Every write of the run carries what waits, and a write made
     while another one carries it queues behind that one, so nothing stored refers to a row that
     is not. (Batches of other tasks, a parallel step's agents, are stored when they end: their
-    order against the task that awaits them must not change.)"""
+    order against the task that awaits them must not change.)
+
+    A write asked of the recorder is made even if its caller is cancelled while it waits (what it
+    records happened: a span closed, an LLM call reserved and about to be made, whose caller's
+    cancel handler then releases it); the cancel reaches the caller's next await. A batch with a
+    `guard` (a run's admission) is the exception: cancelled while it waits, it is not made."""
 
     def __init__(self, run: Run, *, next_seq: int = 1, history: RunHistory | None = None, new: bool = False):
         self.run = run
@@ -148,7 +153,7 @@ class RunRecorder:
             return None
         if self._carries():
             return await self._store([write])
-        return await ledger_write(write)
+        return await ledger_write(write, keep=True)
 
     def _defers(self) -> bool:
         """Whether the current task is the run's work task, whose deferred writes may wait."""
@@ -173,7 +178,9 @@ class RunRecorder:
                 event.seq = self._next_seq + offset
             writes = [functools.partial(row_insert, i) if isinstance(i, RunEvent) else i for i in items]
             try:
-                refusal, result = await ledger_write(functools.partial(_in_order, writes, guard), lock=lock)
+                refusal, result = await ledger_write(
+                    functools.partial(_in_order, writes, guard), lock=lock, keep=guard is None
+                )
             except BaseException:
                 self._deferred[:0] = carried
                 raise

@@ -10,7 +10,7 @@ returns as it was on its own.
 One waiting caller leads each batch and runs it on its own sync thread (under a request, the
 request's thread, which lives as long as the caller waits); when it is done, the next waiting
 caller leads the writes that queued meanwhile. No task outlives its callers. A caller holds its
-database connection before it joins a batch (`studio.background.connection_take`): a leader that
+database connection before it joins a batch (`studio.background.connection_hold`): a leader that
 still had to take one from an exhausted pool, while the callers holding the pool's connections
 wait on its batch, would stop the process.
 
@@ -50,11 +50,11 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, connections, models, transaction
+from django.db import connection, models, transaction
 
 from observability.loops import loop_local
 from observability.rows import rows_lock
-from studio.background import connection_take
+from studio.background import connection_hold
 
 R = TypeVar("R")
 RowLock = tuple[type[models.Model], Any]  # a row a write needs locked before it runs: (model, pk)
@@ -77,18 +77,18 @@ class _Write:
 class GroupCommit:
     """The batching of one event loop's writes.
 
-    Cancelling a caller whose write is still queued drops the write. Once the write is part of a
-    batch, it is made: the caller waits for the batch, gets the result, and the cancel is handed
-    on to the caller's next await (so a reservation is never made behind its caller's back)."""
+    Cancelling a caller whose write is still queued drops the write, unless it was asked with
+    `keep` (a record of what happened, such as a span's close). Once the write is part of a batch,
+    or kept, it is made: the caller waits for it, gets the result, and the cancel is handed on to
+    the caller's next await (so a reservation is never made behind its caller's back)."""
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._queue: list[_Write] = []
         self._leading = False
 
-    async def write(self, fn: Callable[[], R], lock: RowLock | None = None) -> R:
-        if connections["default"].connection is None:  # a request's first query may be its write
-            await sync_to_async(connection_take)()
+    async def write(self, fn: Callable[[], R], lock: RowLock | None = None, keep: bool = False) -> R:
+        await connection_hold()  # a request's first query may be its write
         entry = _Write(fn, lock, self._loop)
         self._queue.append(entry)
         if not self._leading:
@@ -98,7 +98,7 @@ class GroupCommit:
             try:
                 signal = await asyncio.shield(entry.signal)
             except asyncio.CancelledError:
-                if not entry.taken:
+                if not (entry.taken or keep):
                     self._withdraw(entry)
                     raise
                 signal = await _see_through(entry.signal)
@@ -241,8 +241,9 @@ def _assert_outside_atomic_blocks() -> None:
 _group_commit = loop_local(GroupCommit)
 
 
-async def ledger_write(fn: Callable[[], R], *, lock: RowLock | None = None) -> R:
+async def ledger_write(fn: Callable[[], R], *, lock: RowLock | None = None, keep: bool = False) -> R:
     """Runs `fn` (synchronous ORM writes) in a transaction shared with the writes other coroutines
     of this event loop make at the same moment; returns its result once that has committed. With
-    `lock`, that row is locked in the transaction before `fn` runs (rule 3 of the module docstring)."""
-    return await _group_commit().write(fn, lock)
+    `lock`, that row is locked in the transaction before `fn` runs (rule 3 of the module docstring).
+    With `keep`, it is made even if the caller is cancelled while it waits (see GroupCommit)."""
+    return await _group_commit().write(fn, lock, keep)

@@ -57,13 +57,29 @@ def _started(coroutine: Awaitable[T], name: str) -> asyncio.Task[T]:
 
 
 async def _with_own_connections(work: Callable[..., Awaitable[T]], args: tuple) -> T:
-    async with ThreadSensitiveContext():
+    async with ThreadSensitiveContext():  # a sync thread of its own: the caller's connection isn't its
         await sync_to_async(connection_take)()
+        _holding.set(True)
         try:
             return await work(*args)
         finally:
             # Same context, same thread as the task's queries: the connections it opened.
             await sync_to_async(connections.close_all)()
+
+
+# Whether the current context's sync thread holds its connection (`connection_hold`).
+_holding: contextvars.ContextVar[bool] = contextvars.ContextVar("connection_holding", default=False)
+
+
+async def connection_hold() -> None:
+    """`connection_take` on the context's sync thread, once per context; later calls cost nothing.
+    Django's connections are per thread, so the event loop's own `connections["default"]` never
+    has one: asking it would hop to the sync thread before every write. Remembered per context,
+    which is a request's or a background task's (each ends with its connections closed); a
+    connection closed meanwhile is opened again by the next query, without the waiting here."""
+    if not _holding.get():
+        await sync_to_async(connection_take)()
+        _holding.set(True)
 
 
 def connection_take() -> None:

@@ -214,3 +214,54 @@ async def test_a_batch_cancelled_while_it_is_written_is_stored_and_published_the
     assert await stored(recorder.run) == [(1, "agent.started")]
     message = await asyncio.wait_for(layer.receive(follower), 5)
     assert message["event"]["type"] == "agent.started"
+
+
+@pytest.fixture
+async def busy_commit():
+    """`await busy_commit()` holds the group commit's sync thread with a write of its own until the
+    test sets the event it returns, so that the writes asked meanwhile wait in the queue."""
+    loop, release, held_by = asyncio.get_running_loop(), threading.Event(), []
+
+    async def hold() -> threading.Event:
+        writing = asyncio.Event()
+
+        def held():
+            loop.call_soon_threadsafe(writing.set)
+            release.wait()
+
+        held_by.append(asyncio.create_task(writer.ledger_write(held)))
+        await writing.wait()
+        return release
+
+    yield hold
+    release.set()
+    for task in held_by:
+        await task
+
+
+async def test_a_span_close_cancelled_while_it_waits_is_made_and_the_cancel_follows(recorder, busy_commit):
+    span_id = await recorder.span_open(kind="agent", name="agent", parent_id=None)
+    release = await busy_commit()
+    closing = asyncio.create_task(recorder.span_close(span_id, status="completed"))
+    await asyncio.sleep(0)  # one turn of the loop: the close waits behind the busy write
+    closing.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    span = await Span.objects.aget(pk=span_id)
+    assert span.status == "completed" and span.ended_at is not None
+
+
+async def test_a_guarded_batch_cancelled_while_it_waits_is_not_made(recorder, busy_commit):
+    async def admit():
+        async with recorder.batch(guard=lambda: None):
+            await recorder.emit("run.started", data={})
+
+    release = await busy_commit()
+    admitting = asyncio.create_task(admit())
+    await asyncio.sleep(0)
+    admitting.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await admitting
+    assert await stored(recorder.run) == []

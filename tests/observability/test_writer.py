@@ -6,6 +6,7 @@ differ. Writes that must be running at a given moment are held on a `Gate`, neve
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import threading
 
@@ -312,3 +313,21 @@ async def test_the_rows_a_batchs_writes_name_are_locked_before_its_first_write(g
     # With the group commit, the row the later write names is locked before the earlier one runs.
     assert seen["locked"] == ({first.pk, second.pk} if ledger_group_commit else {second.pk})
     assert await sync_to_async(locked_elsewhere)([first.pk, second.pk]) == set()  # until the commit
+
+
+async def test_a_contexts_writes_take_its_connection_once(monkeypatch):
+    """The event loop's thread never has a connection of its own (Django's are per thread), so
+    the writer remembers that the caller's sync thread took one: one hop for it, not one a write."""
+    from studio import background
+
+    takes = []
+    take = background.connection_take
+    monkeypatch.setattr(background, "connection_take", lambda: (takes.append(1), take())[1])
+
+    async def three_writes():
+        for name in ("one", "two", "three"):
+            await ledger_write(functools.partial(create, name))
+
+    await asyncio.create_task(three_writes(), context=contextvars.Context())  # as a request's
+    assert len(takes) == 1
+    assert await stored_names() == {"one", "two", "three"}
