@@ -3,10 +3,10 @@ status, channel, key), count the call against the deployment's rate limit, check
 the pinned signature, and start the pinned config as a `deployment` run in the ledger.
 
 The admission and the check of a call are plain synchronous functions (one trip to a worker thread
-from the async channels), except on the HTTP channel's hot path: a key this process admitted, of a
-deployment unchanged since, is admitted and counted on the event loop in one cache round trip
-(`deployment_admit_and_begin_async`). The run is started (admitted under the organization's cap of
-runs in progress) and awaited or launched on the event loop."""
+from the async channels), except on the hot path of the HTTP call and the MCP tool call: a key this
+process admitted, of a deployment unchanged since, is admitted and counted on the event loop in one
+cache round trip (`deployment_admit_and_begin_async`). The run is started (admitted under the
+organization's cap of runs in progress) and awaited or launched on the event loop."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from observability.queue import finished_hook
 from observability.supervisor import Finished, RunDraft, RunFailed
 from studio.api.ratelimit import RateLimitUnavailable, WindowCount, window_hit, window_hit_async
 from studio.errors import CodedError
+from studio.loop_cache import cache_get
 
 logger = logging.getLogger(__name__)
 
@@ -160,29 +161,58 @@ def deployment_admit_and_begin(*, name: str, key: str | None, channel: str, inpu
     return deployment, deployment_call_begin(deployment=deployment, inputs=inputs)
 
 
+async def deployment_admit_async(*, name: str, key: str | None, channel: str) -> Deployment:
+    """`deployment_admit` from the event loop, for a request that makes no call (MCP's initialize
+    and listing, before its tool call is admitted again and counted): a key this process admitted,
+    of a deployment unchanged since, takes no thread and one cache read of the deployment's stamp.
+    Any other request takes the sync path on a worker thread, as in `deployment_admit_and_begin_async`."""
+    kept = _kept_admission(name=name, key=key, channel=channel)
+    if kept is not None:
+        deployment, stamp = kept
+        try:
+            unchanged = await cache_get(stamp_key(name)) == stamp
+        except Exception:
+            unchanged = False  # the sync path loads the rows (and the tool call fails closed)
+        if unchanged:
+            return deployment
+    return await sync_to_async(deployment_admit)(name=name, key=key, channel=channel)
+
+
 async def deployment_admit_and_begin_async(
     *, name: str, key: str | None, channel: str, inputs: Any
 ) -> tuple[Deployment, RunDraft]:
-    """`deployment_admit_and_begin` from the event loop. A key this process admitted, of a deployment
-    unchanged since, takes no thread and one cache round trip: the call is counted only if the
-    deployment's stamp is still the one its entry was loaded under (checked in the same script).
-    Any other call (a first one, a changed deployment, a refusal, a key's minutely touch, the cache
-    unreachable) takes the sync path on a worker thread, which reads the stamp and rows anew."""
-    kept = admitted_key_kept(name=name, key=key) if looks_like_key(key) else None
+    """`deployment_admit_and_begin` from the event loop (the HTTP call and the MCP tool call). A key
+    this process admitted, of a deployment unchanged since, takes no thread and one cache round
+    trip: the call is counted only if the deployment's stamp is still the one its entry was loaded
+    under (checked in the same script). Any other call (a first one, a changed deployment, a
+    refusal, a key's minutely touch, the cache unreachable) takes the sync path on a worker thread,
+    which reads the stamp and rows anew."""
+    kept = _kept_admission(name=name, key=key, channel=channel)
     if kept is not None:
-        matched, stamp = kept
-        deployment = matched.deployment
-        if _refusal(deployment, name=name, channel=channel) is None and not _touch_due(matched):
-            try:
-                hit = await window_hit_async(
-                    _rate_key(deployment), window_s=RATE_WINDOW_S, guard=(stamp_key(name), stamp)
-                )
-            except RateLimitUnavailable:
-                hit = None  # the sync path refuses a stale key first, then fails closed (503)
-            if hit is not None:
-                _rate_check(deployment, hit)
-                return deployment, _call_draft(deployment, inputs)
+        deployment, stamp = kept
+        try:
+            hit = await window_hit_async(
+                _rate_key(deployment), window_s=RATE_WINDOW_S, guard=(stamp_key(name), stamp)
+            )
+        except RateLimitUnavailable:
+            hit = None  # the sync path refuses a stale key first, then fails closed (503)
+        if hit is not None:
+            _rate_check(deployment, hit)
+            return deployment, _call_draft(deployment, inputs)
     return await sync_to_async(deployment_admit_and_begin)(name=name, key=key, channel=channel, inputs=inputs)
+
+
+def _kept_admission(*, name: str, key: str | None, channel: str) -> tuple[Deployment, str] | None:
+    """The deployment of a key this process admitted, which the loop may admit while the stamp
+    returned with it is the deployment's shared one; None: the sync path decides (no entry, a
+    refusal, the key's touch due)."""
+    kept = admitted_key_kept(name=name, key=key) if looks_like_key(key) else None
+    if kept is None:
+        return None
+    matched, stamp = kept
+    if _refusal(matched.deployment, name=name, channel=channel) is not None or _touch_due(matched):
+        return None
+    return matched.deployment, stamp
 
 
 async def deployment_call_start(

@@ -21,7 +21,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core import signals
 from mcp import types
@@ -35,8 +35,8 @@ from deployments.calls import (
     DeploymentRefused,
     call_finished,
     call_result,
-    deployment_admit,
-    deployment_call_begin,
+    deployment_admit_and_begin_async,
+    deployment_admit_async,
     deployment_call_start,
 )
 from deployments.models import Deployment
@@ -84,16 +84,17 @@ class McpChannel:
 
 
 async def _serve(name: str, scope, receive, send) -> None:
+    key = presented_key(Headers(scope=scope))
     try:
-        deployment = await sync_to_async(deployment_admit)(
-            name=name, key=presented_key(Headers(scope=scope)), channel=CHANNEL
-        )
+        deployment = await deployment_admit_async(name=name, key=key, channel=CHANNEL)
     except DeploymentRefused as refused:
         call_finished(CHANNEL, refused)
         await _error(refused, scope, receive, send)
         return
     manager = StreamableHTTPSessionManager(
-        app=deployment_mcp_server(deployment), stateless=True, security_settings=_transport_security()
+        app=deployment_mcp_server(deployment, key=key),
+        stateless=True,
+        security_settings=_transport_security(),
     )
     async with manager.run():
         await manager.handle_request(scope, receive, send)
@@ -128,9 +129,10 @@ def deployment_tool(deployment: Deployment) -> types.Tool:
     )
 
 
-def deployment_mcp_server(deployment: Deployment) -> Server:
+def deployment_mcp_server(deployment: Deployment, *, key: str | None) -> Server:
     """An MCP server offering the deployment as its one tool (made per request: it holds the
-    deployment as admitted, so a redeploy or a stop shows in the next request)."""
+    deployment as admitted, so a redeploy or a stop shows in the next request). A tool call is
+    admitted again with the request's `key` and counted, as an HTTP call is."""
     tool = deployment_tool(deployment)
     server = Server(
         f"kaizen-studio/{deployment.name}",
@@ -148,14 +150,16 @@ def deployment_mcp_server(deployment: Deployment) -> Server:
         if tool_name != tool.name:
             unknown = DeploymentRefused(404, "unknown_tool", f"This server has one tool, {tool.name!r}.")
             return _tool_error(unknown)
-        return await _call(deployment, arguments, server.request_context)
+        return await _call(deployment.name, key, arguments, server.request_context)
 
     return server
 
 
-async def _call(deployment: Deployment, arguments: dict[str, Any], context) -> types.CallToolResult:
+async def _call(name: str, key: str | None, arguments: dict[str, Any], context) -> types.CallToolResult:
     try:
-        draft = await sync_to_async(deployment_call_begin)(deployment=deployment, inputs=arguments)
+        deployment, draft = await deployment_admit_and_begin_async(
+            name=name, key=key, channel=CHANNEL, inputs=arguments
+        )
         progress = _report_progress(context)
         try:
             # The call is counted when its run ends (`on_finished`).

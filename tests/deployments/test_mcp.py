@@ -14,11 +14,14 @@ from mcp.client.streamable_http import streamable_http_client
 
 from agents.services import agent_update
 from deployments import mcp_server
+from deployments.models import Deployment
 from deployments.services import deployment_redeploy
 from observability.models import Run
 from studio.asgi import application
 from tests.agents.agent_configs import support_yaml
 from tests.deployments.helpers import GOOD, INPUTS, answering_agent, bearer, deploy
+from tests.deployments.test_admission_on_loop import another_process_writes
+from tests.studio.test_redis_down import DEAD_REDIS
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("llm_clients_closed")]
 
@@ -91,3 +94,48 @@ async def test_a_redeploy_shows_in_the_next_request(admin_user):
     tools, (result,) = await session_calls("evolving", key, [INPUTS | {"customer": "Ada"}])
     assert set(tools[0].inputSchema["properties"]) == {"inquiry", "customer"}
     assert not result.isError
+
+
+# --- admission from the event loop (deployments.calls.deployment_admit_and_begin_async) ----------
+
+
+def admission_hops(hops: list[str]) -> list[str]:
+    """The hops of a request that its admission, counting or breaker made (the ledger's are not)."""
+    ours = ("deployment_admit", "deployment_call_begin", "_load", "CacheCircuitBreaker", "Redis")
+    return [hop for hop in hops if hop.startswith(ours)]
+
+
+async def test_a_tool_call_is_admitted_and_counted_without_a_thread_like_an_http_call(
+    admin_user, thread_hops
+):
+    _, key = await sync_to_async(deploy)(admin_user, name="support")
+    await session_calls("support", key, [INPUTS])  # the first request loads the key's entry
+    thread_hops.clear()
+    _, (result,) = await session_calls("support", key, [INPUTS])
+    assert not result.isError and result.structuredContent == GOOD
+    assert thread_hops, "the ledger's writes still take a worker thread: the counting does count"
+    assert admission_hops(thread_hops) == []
+
+
+async def test_a_stop_written_by_another_process_shows_in_the_next_request(admin_user):
+    deployment, key = await sync_to_async(deploy)(admin_user, name="stopping")
+    await session_calls("stopping", key, [INPUTS])
+    await Deployment.objects.filter(pk=deployment.pk).aupdate(status=Deployment.Status.STOPPED)
+    await sync_to_async(another_process_writes)(deployment)
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, headers=bearer(key)) as http:
+        response = await http.post(URL.format(name="stopping"), json={})
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+    assert await Run.objects.filter(deployment_id=deployment.pk).acount() == 1
+
+
+async def test_with_redis_down_a_kept_key_s_tool_call_fails_closed_as_a_tool_error(admin_user, settings):
+    deployment, key = await sync_to_async(deploy)(admin_user, name="support")
+    await session_calls("support", key, [INPUTS])  # kept while the cache was up
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": DEAD_REDIS}
+    }
+    _, (result,) = await session_calls("support", key, [INPUTS])
+    assert result.isError
+    assert json.loads(result.content[0].text)["error"]["code"] == "rate_limiter_unavailable"
+    assert await Run.objects.filter(deployment_id=deployment.pk).acount() == 1
