@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -33,8 +32,8 @@ from deployments.calls import (
     DeploymentRefused,
     call_finished,
     call_result,
-    deployment_admit,
     deployment_admit_and_begin_async,
+    deployment_admit_async,
     deployment_call_start,
 )
 from deployments.keys import key_prefix
@@ -109,7 +108,7 @@ def _call_inputs(request) -> Any:
 
 
 async def _admit(request, name: str) -> Deployment:
-    return await sync_to_async(deployment_admit)(
+    return await deployment_admit_async(
         name=name, key=presented_key(request.headers), channel=_channel(request)
     )
 

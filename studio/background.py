@@ -57,9 +57,9 @@ def _started(coroutine: Awaitable[T], name: str) -> asyncio.Task[T]:
 
 
 async def _with_own_connections(work: Callable[..., Awaitable[T]], args: tuple) -> T:
-    async with ThreadSensitiveContext():  # a sync thread of its own: the caller's connection isn't its
-        await sync_to_async(connection_take)()
-        _holding.set(True)
+    async with ThreadSensitiveContext():
+        _holding.set(False)  # a sync thread of its own, without the caller's connection
+        await connection_hold()
         try:
             return await work(*args)
         finally:

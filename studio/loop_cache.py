@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio
@@ -57,22 +57,6 @@ async def cache_get(key: str, default: Any = None) -> Any:
     if isinstance(backend, LocMemCache):
         return backend.get(key, default)
     return await backend.aget(key, default)
-
-
-async def cache_get_many(keys: Iterable[str]) -> dict[str, Any]:
-    """`cache.get_many(keys)` from the loop (one MGET on Redis)."""
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        names = {backend.make_and_validate_key(key): key for key in keys}
-        if not names:
-            return {}
-        stored = await loop_redis(backend).mget(list(names))
-        loads = backend._cache._serializer.loads
-        pairs = zip(names, stored, strict=True)
-        return {names[name]: loads(value) for name, value in pairs if value is not None}
-    if isinstance(backend, LocMemCache):
-        return backend.get_many(keys)
-    return await backend.aget_many(keys)
 
 
 async def cache_set(key: str, value: Any, timeout: float | None = DEFAULT_TIMEOUT) -> None:

@@ -25,7 +25,6 @@ if redis.call('TTL', KEYS[1]) == -1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) 
 return count
 """
 _hit_script = Script(None, _HIT_SCRIPT.encode())  # its client is given per call (the cache's own pool)
-_hit_script_async = AsyncScript(None, _HIT_SCRIPT.encode())
 # The same count, made only while KEYS[2] holds ARGV[2] (else false: nothing is counted).
 _GUARDED_HIT_SCRIPT = "if redis.call('GET', KEYS[2]) ~= ARGV[2] then return false end\n" + _HIT_SCRIPT
 _guarded_hit_script_async = AsyncScript(None, _GUARDED_HIT_SCRIPT.encode())
@@ -67,19 +66,14 @@ def window_hit(key: str, *, window_s: int) -> WindowCount:
     return WindowCount(count=count, retry_after=max(1, retry_after))
 
 
-async def window_hit_async(
-    key: str, *, window_s: int, guard: tuple[str, object] | None = None
-) -> WindowCount | None:
+async def window_hit_async(key: str, *, window_s: int, guard: tuple[str, object]) -> WindowCount | None:
     """`window_hit` from the event loop, without a thread: one round trip on Redis, the cache API
-    on local memory (no I/O). With `guard` (a cache key and a value) the event is counted only
-    while the cache holds that value under that key, checked atomically with the count; None
-    when it did not (nothing counted)."""
+    on local memory (no I/O). The event is counted only while the cache holds `guard`'s value
+    under its key, checked atomically with the count; None when it did not (nothing counted)."""
     bucket, retry_after = _window(key, window_s)
+    guard_key, value = guard
     try:
-        if cache_is_redis() and guard is None:
-            count = await cache_script(_hit_script_async, [bucket], [window_s + 1])
-        elif cache_is_redis():
-            guard_key, value = guard
+        if cache_is_redis():
             count = await cache_script(
                 _guarded_hit_script_async, [bucket, guard_key], [window_s + 1, cache_serialized(value)]
             )
@@ -92,9 +86,9 @@ async def window_hit_async(
     return None if count is None else WindowCount(count=int(count), retry_after=max(1, retry_after))
 
 
-def _guarded_hit(bucket: str, timeout: int, guard: tuple[str, object] | None) -> int | None:
+def _guarded_hit(bucket: str, timeout: int, guard: tuple[str, object]) -> int | None:
     """`_hit` unless the cache's value under `guard[0]` is not `guard[1]`."""
-    return None if guard is not None and cache.get(guard[0]) != guard[1] else _hit(bucket, timeout)
+    return None if cache.get(guard[0]) != guard[1] else _hit(bucket, timeout)
 
 
 def _redis_hit(backend: RedisCache, bucket: str, timeout: int) -> int:
