@@ -69,7 +69,7 @@ async def run_agent(
         mcp=mcp,
         key=key,
     )
-    try:  # every await after the span is stored: a cancel landing on any of them closes it
+    try:  # every await after the span is opened: a cancel landing on any of them closes it
         if key is not None:
             execution.recorded_turns = [completion_load(turn) for turn in await recorded_turns(recorder, key)]
         outcome = await _execute(execution, inputs, breaker)
